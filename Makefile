@@ -1,0 +1,36 @@
+# genmat — the two commands: `make demo` and `make test` (both set up .venv first).
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export MPLBACKEND := Agg
+export PREFECT_LOGGING_LEVEL ?= WARNING
+
+.PHONY: install demo test test-fast bench ui clean
+
+$(BIN)/genmat: pyproject.toml constraints.txt
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first and pinned: an unpinned torch pulls a multi-GB CUDA build (docs/operations.md)
+	$(BIN)/pip install -q -c constraints.txt torch
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/genmat
+
+demo: install  ## the closed loop on the embedded defaults (local Prefect, MLflow on SQLite, CPU)
+	$(BIN)/genmat loop --workdir runs/demo
+
+test: install  ## the whole test suite
+	$(BIN)/pytest -q
+
+test-fast: install
+	$(BIN)/pytest -q -m "not slow"
+
+bench: install  ## benchmarks: writes bench_results/ (JSON, Markdown, PNG)
+	$(BIN)/python -m benchmarks.run
+
+ui: install  ## the MLflow UI on the local SQLite store
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
+
+clean:
+	rm -rf runs bench_results mlflow.db mlartifacts mlruns

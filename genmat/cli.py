@@ -1,0 +1,282 @@
+"""The ``genmat`` command.
+
+Every subcommand has ``--help``. Bad input (a field out of range, a missing file, a
+corrupt dataset) ends with one clear line on stderr and exit code 2, and nothing
+half-written. ``genmat loop`` and ``genmat serve`` run the Prefect flows in
+``pipelines/`` — this module is the application edge, the one place in genmat that
+may import ``pipelines``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="genmat: materials inverse design — simulate, train, design, validate, loop, serve.")
+
+log = logging.getLogger("genmat")
+
+
+class UsageError(ValueError):
+    """Bad command-line input."""
+
+
+def _setup(verbose: bool) -> None:
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("alembic", "mlflow", "httpx", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _parse_fields(pairs: List[str]) -> dict[str, float]:
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise UsageError(f"--target {pair!r}: expected FIELD=VALUE, e.g. E_GPa=180")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise UsageError(f"--target {pair!r}: value {value!r} is not a number") from None
+    return out
+
+
+def _load_config(path: Optional[Path], **overrides):
+    from genmat.loop import LoopConfig
+
+    data = json.loads(Path(path).read_text()) if path else {}
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return LoopConfig.model_validate(data)
+
+
+@app.command()
+def simulate(
+    dataset: Path = typer.Option(Path("runs/spinodal/dataset"), help="dataset directory (created if missing)"),
+    n: int = typer.Option(512, min=1, help="samples to simulate (drawn from the processing prior)"),
+    seed: int = typer.Option(0, help="random seed"),
+    processing: Optional[Path] = typer.Option(None, help="parquet/csv of processing conditions instead of prior draws"),
+    modality: str = typer.Option("spinodal", help="modality name"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+):
+    """Run the physics oracle and append the samples to a dataset."""
+    _setup(verbose)
+    from genmat.loop.steps import SimulateParams, simulate_step
+
+    out = simulate_step(SimulateParams(modality=modality, dataset=dataset, n=n, seed=seed, processing_file=processing,
+                                       source_run="cli"))
+    typer.echo(f"{out['added']} samples added; {dataset} now holds {out['total']}")
+
+
+@app.command()
+def train(
+    dataset: Path = typer.Option(Path("runs/spinodal/dataset"), help="dataset directory"),
+    checkpoint: Path = typer.Option(Path("runs/spinodal/model.ckpt"), help="checkpoint to write (resumed if present)"),
+    steps: int = typer.Option(1500, min=1, help="optimiser steps"),
+    batch_size: int = typer.Option(64, min=1),
+    lr: float = typer.Option(2e-3, min=0.0),
+    warm_start: Optional[Path] = typer.Option(None, help="start from this checkpoint's weights"),
+    seed: int = typer.Option(0),
+    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+    modality: str = typer.Option("spinodal"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+):
+    """Train the conditional generator (rectified flow, U-Net) on a dataset."""
+    _setup(verbose)
+    from genmat.loop.closed_loop import default_generator
+    from genmat.loop.steps import TrainParams, train_step
+    from genmat.train import TrainConfig
+
+    if not dataset.exists():
+        raise UsageError(f"--dataset {dataset} does not exist; run `genmat simulate --dataset {dataset}` first")
+    cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device)
+    out = train_step(TrainParams(modality=modality, dataset=dataset, checkpoint=checkpoint, warm_start=warm_start,
+                                 generator=default_generator(), train=cfg))
+    typer.echo(f"trained to step {out['step']} (loss {out['final_loss']:.4f}) on {out['n_train']} samples: {checkpoint}")
+
+
+@app.command()
+def design(
+    checkpoint: Path = typer.Option(..., help="trained generator checkpoint"),
+    target: List[str] = typer.Option([], "--target", "-t", help="FIELD=VALUE, repeatable (e.g. -t E_GPa=180 -t density_g_cm3=2.95)"),
+    targets: Optional[Path] = typer.Option(None, help="parquet/csv with one target per row (instead of --target)"),
+    dataset: Optional[Path] = typer.Option(None, help="training dataset (novelty check and screening surrogate)"),
+    n: int = typer.Option(16, min=1, help="candidates per target"),
+    n_simulate: int = typer.Option(2, min=1, help="candidates per target sent to the simulator"),
+    out: Path = typer.Option(Path("runs/design"), help="output directory for report, samples and pictures"),
+    seed: int = typer.Option(0),
+    steps: Optional[int] = typer.Option(None, min=1, help="sampler steps (default: the model's)"),
+    guidance: Optional[float] = typer.Option(None, min=0.0, help="classifier-free guidance scale"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+):
+    """Generate candidates for targets, validate them and pick a design per target."""
+    _setup(verbose)
+    import pandas as pd
+
+    import genmat
+    from genmat import plots
+    from genmat.loop.steps import read_table, save_design
+
+    if bool(target) == bool(targets):
+        raise UsageError("give either --target FIELD=VALUE (repeatable) or --targets FILE")
+    frame = read_table(targets) if targets else pd.DataFrame([_parse_fields(target)])
+    if not checkpoint.exists():
+        raise UsageError(f"--checkpoint {checkpoint} does not exist")
+    result = genmat.design(frame, checkpoint=checkpoint, n=n, n_simulate=n_simulate, dataset=dataset, seed=seed,
+                           steps=steps, guidance=guidance)
+    out.mkdir(parents=True, exist_ok=True)
+    save_design(result, out)
+    from genmat.modalities import get_modality
+
+    mod = get_modality("spinodal")
+    fig = plots.target_scatter(result.designs, mod.target_fields, {"E_GPa": 0.05, "density_g_cm3": 0.02})
+    plots.save(fig, out / "target_vs_simulated.png")
+    cols = [c for c in ("target_id", "candidate", "target_E_GPa", "sim_E_GPa", "target_density_g_cm3",
+                        "sim_density_g_cm3", "hit", "reason") if c in result.designs]
+    typer.echo(result.designs[cols].to_string(index=False))
+    typer.echo(f"hit rate {result.metrics['hit_rate']:.0%}; report: {out / 'report.parquet'}")
+
+
+@app.command()
+def validate(
+    samples: Path = typer.Argument(..., help=".npy array of samples (n, 1, N, N)"),
+    targets: Optional[Path] = typer.Option(None, help="parquet/csv with one condition row per sample"),
+    out: Optional[Path] = typer.Option(None, help="write the report here (.csv or .parquet)"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+):
+    """Check samples (e.g. your own micrographs) with the physics and simulator validators."""
+    _setup(verbose)
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    from genmat.loop.steps import read_table
+    from genmat.modalities import get_modality
+    from genmat.validate import build_report
+
+    mod = get_modality("spinodal")
+    if not samples.exists():
+        raise UsageError(f"{samples} does not exist")
+    x = torch.as_tensor(np.load(samples, allow_pickle=False)).float()
+    if x.dim() != 4 or tuple(x.shape[1:2]) != (1,):
+        raise UsageError(f"{samples}: shape {tuple(x.shape)}; expected (n, 1, N, N)")
+    cond = read_table(targets) if targets else pd.DataFrame(index=range(len(x)))
+    if len(cond) != len(x):
+        raise UsageError(f"--targets has {len(cond)} rows but {samples} holds {len(x)} samples")
+    cond = mod.schema.validate_frame(cond) if len(cond.columns) else cond
+    frames = [mod.physics_checks(x, cond)]
+    props = [c for c in mod.target_fields if c in cond]
+    if props:
+        frames.append(mod.simulator_checks(x, cond))
+    else:
+        frames.append(mod.measure(x).add_prefix("sim_"))
+    report = build_report(pd.DataFrame({"sample": range(len(x))}), *frames)
+    if out:
+        report.to_csv(out, index=False) if out.suffix == ".csv" else report.to_parquet(out)
+    cols = [c for c in ("sample", "verdict", "reason") if c in report]
+    typer.echo(report[cols].to_string(index=False))
+
+
+@app.command()
+def loop(
+    config: Optional[Path] = typer.Option(None, help="JSON file with LoopConfig fields (see docs/loop.md)"),
+    workdir: Optional[Path] = typer.Option(None, help="run directory (state, dataset, checkpoints, report)"),
+    iterations: Optional[int] = typer.Option(None, min=1, help="maximum loop iterations"),
+    seed: Optional[int] = typer.Option(None),
+    prefect: bool = typer.Option(True, help="run as the Prefect flow `closed_loop` (--no-prefect: plain library call)"),
+    tracking: bool = typer.Option(True, help="record in MLflow (MLFLOW_TRACKING_URI, default sqlite:///mlflow.db)"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+):
+    """Run the closed loop: train → design → validate → feed back, until targets are hit.
+
+    A killed loop resumes where it stopped when run again with the same --workdir.
+    """
+    _setup(verbose)
+    cfg = _load_config(config, workdir=workdir, max_iterations=iterations, seed=seed)
+    if prefect:
+        from pipelines.flows import closed_loop
+
+        result = closed_loop(config=cfg, tracking=tracking)
+        history = result["history"]
+    else:
+        from genmat.loop import ClosedLoop
+        from genmat.loop.closed_loop import open_tracker
+
+        tracker = open_tracker(cfg, enabled=tracking)
+        try:
+            state = ClosedLoop(cfg, tracker).run()
+        except BaseException:
+            tracker.end("FAILED")
+            raise
+        tracker.end()
+        history = state.history
+    for row in history:
+        typer.echo(f"iteration {row['iteration']}: hit rate {row['hit_rate']:.0%} "
+                   f"({int(row['hits'])}/{int(row['targets'])}), simulator calls {int(row['simulator_calls_total'])}")
+    _where_to_look(cfg.workdir, tracking)
+
+
+def _where_to_look(workdir: Path, tracking: bool) -> None:
+    typer.echo(f"\nreport:   {workdir / 'report.md'}")
+    typer.echo(f"pictures: {workdir}/hit_rate.png, {workdir}/loss_curves.png, {workdir}/iter_*/pictures/")
+    if tracking:
+        uri = os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db")
+        typer.echo(f"MLflow:   mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000")
+        typer.echo("          then open http://127.0.0.1:5000/#/experiments?workflowType=machine_learning "
+                   "(experiment genmat-spinodal, model genmat-spinodal@champion)")
+
+
+@app.command()
+def serve(
+    cron: str = typer.Option("0 2 * * *", help="cron schedule for the closed loop (default: daily at 02:00)"),
+    config: Optional[Path] = typer.Option(None, help="JSON file with LoopConfig fields"),
+    name: str = typer.Option("genmat-closed-loop", help="deployment name"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+):
+    """Serve the closed loop on a cron schedule.
+
+    Uses the Prefect server at PREFECT_API_URL, or starts (and stops) a local one on
+    127.0.0.1 when none is set — schedules never fire on Prefect's temporary server.
+    """
+    _setup(verbose)
+    from pipelines.flows import closed_loop
+    from pipelines.server import serve_flow
+
+    cfg = _load_config(config)
+    serve_flow(closed_loop, name=name, cron=cron, parameters={"config": cfg.model_dump(mode="json")})
+
+
+def main() -> None:
+    """Console entry point: user errors become one line on stderr and exit code 2."""
+    from genmat.conditions import ConditionError
+    from genmat.data import DataIntegrityError
+
+    try:
+        app(standalone_mode=False)
+    except (UsageError, ConditionError, DataIntegrityError, FileNotFoundError, ValueError) as exc:
+        msg = str(exc).strip().splitlines()
+        typer.echo(f"genmat: error: {msg[0] if msg else type(exc).__name__}", err=True)
+        sys.exit(2)
+    except typer.Abort:
+        typer.echo("genmat: aborted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        typer.echo("genmat: interrupted; run the same command again to resume", err=True)
+        sys.exit(130)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,339 @@
+"""The closed loop: train → design → validate → feed back → repeat.
+
+Iteration k:
+ 1. **train** the generator on the whole dataset (k = 0 from scratch, k > 0 warm-started
+    from iteration k − 1's EMA weights);
+ 2. **design**: sample candidates for every target, physics-check, screen with the
+    surrogate, simulate the best, pick one design per target (see ``design.py``);
+ 3. **record** metrics, pictures and the model (MLflow through a Tracker);
+ 4. stop when the hit rate reaches the goal or the iteration/simulation budget is
+    spent; otherwise **feed back**: relabel the physically valid failures with their
+    simulated properties and simulate new samples near the failing targets
+    (``acquisition.py``), then go to 1.
+
+Every step goes through a ``runner(name, params) -> dict`` so that Prefect can run
+it as a flow or task; the default runner calls the step function directly.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+import pandas as pd
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from genmat import plots
+from genmat.generate import GeneratorConfig, SamplerConfig
+from genmat.loop.state import LoopState
+from genmat.loop.steps import (
+    DesignParams,
+    FeedbackParams,
+    SimulateParams,
+    TrainParams,
+    design_step,
+    feedback_step,
+    load_design,
+    read_table,
+    simulate_step,
+    train_step,
+)
+from genmat.loop.targets import held_out_targets
+from genmat.modalities import get_modality
+from genmat.nn import UNetConfig
+from genmat.tracking import MlflowTracker, NullTracker
+from genmat.train import TrainConfig
+
+log = logging.getLogger(__name__)
+
+STEP_FUNCTIONS: dict[str, Callable] = {
+    "simulate": simulate_step,
+    "train": train_step,
+    "design": design_step,
+    "feedback": feedback_step,
+}
+
+
+def default_generator() -> GeneratorConfig:
+    return GeneratorConfig(unet=UNetConfig(base_channels=16, channel_mults=(1, 2, 4)))
+
+
+class LoopConfig(BaseModel):
+    """Everything a closed-loop run needs; the defaults are the CPU demo."""
+
+    model_config = ConfigDict(extra="forbid")
+    modality: str = "spinodal"
+    modality_options: dict[str, Any] = Field(default_factory=dict)
+    workdir: Path = Path("runs/spinodal")
+    seed: int = 0
+    initial_samples: int = Field(768, ge=16, description="oracle samples before the first iteration")
+    n_targets: int = Field(12, ge=1, description="held-out targets (ignored when targets_file is given)")
+    targets_file: Optional[Path] = None
+    max_iterations: int = Field(4, ge=1)
+    hit_rate_goal: float = Field(1.0, gt=0, le=1)
+    simulation_budget: int = Field(5000, ge=1, description="total oracle calls, initial data included")
+    first_train_steps: int = Field(1500, ge=1)
+    next_train_steps: int = Field(600, ge=1)
+    n_candidates: int = Field(16, ge=1, description="generated candidates per target and iteration")
+    n_simulate: int = Field(2, ge=1, description="candidates per target sent to the simulator")
+    acquire_per_target: int = Field(12, ge=0, description="new simulations near each failing target")
+    generator: GeneratorConfig = Field(default_factory=default_generator)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    sampler: Optional[SamplerConfig] = None
+
+    @property
+    def dataset(self) -> Path:
+        return self.workdir / "dataset"
+
+    def iteration_dir(self, k: int) -> Path:
+        return self.workdir / f"iter_{k:02d}"
+
+
+Runner = Callable[[str, BaseModel], dict]
+
+
+def direct_runner(name: str, params: BaseModel) -> dict:
+    return STEP_FUNCTIONS[name](params)
+
+
+class ClosedLoop:
+    def __init__(self, config: LoopConfig, tracker=None, runner: Runner = direct_runner) -> None:
+        self.config, self.runner = config, runner
+        self.tracker = tracker or NullTracker()
+        self.modality = get_modality(config.modality, **config.modality_options)
+        self.state = LoopState.load(config.workdir / "state.json")
+        saved = self.state.config
+        current = config.model_dump(mode="json")
+        if saved and {k: v for k, v in saved.items() if k != "max_iterations"} != {
+            k: v for k, v in current.items() if k != "max_iterations"
+        }:
+            diff = sorted(k for k in current if saved.get(k) != current[k])
+            raise ValueError(
+                f"{config.workdir} holds a loop run with a different configuration (differs in: "
+                f"{', '.join(diff)}); use another --workdir or the same settings to resume"
+            )
+        self.state.config = current
+
+    # ------------------------------------------------------------------ helpers
+    def _common(self) -> dict:
+        c = self.config
+        return {"modality": c.modality, "modality_options": c.modality_options, "dataset": c.dataset}
+
+    def _step(self, key: str, name: str, params: BaseModel) -> dict:
+        if self.state.done(key):
+            return self.state.steps[key]
+        log.info("loop step %s", key)
+        return self.state.record(key, self.runner(name, params))
+
+    @property
+    def targets_path(self) -> Path:
+        return self.config.workdir / "targets.parquet"
+
+    def prepare(self) -> pd.DataFrame:
+        """Initial dataset and targets (both idempotent)."""
+        c = self.config
+        c.workdir.mkdir(parents=True, exist_ok=True)
+        self._step("initial/simulate", "simulate", SimulateParams(
+            **self._common(), n=c.initial_samples, seed=c.seed, iteration=0, batch_key="initial",
+            source_run="loop/initial"))
+        if not self.targets_path.exists():
+            if c.targets_file is not None:
+                targets = read_table(c.targets_file)
+                self.modality.schema.validate_frame(targets[[k for k in targets if k in self.modality.schema.names]])
+            else:
+                targets, samples = held_out_targets(self.modality, c.n_targets, seed=c.seed + 1_000_003)
+                fig = self.modality.plot_samples(samples, [_target_title(r) for _, r in targets.iterrows()])
+                plots.save(fig, c.workdir / "targets.png")
+            tmp = self.targets_path.with_suffix(".tmp")
+            targets.to_parquet(tmp)
+            tmp.replace(self.targets_path)
+        return pd.read_parquet(self.targets_path)
+
+    def simulator_calls(self) -> int:
+        return int(sum(v.get("simulator_calls", 0) for v in self.state.steps.values() if isinstance(v, dict)))
+
+    # --------------------------------------------------------------------- run
+    def run(self) -> LoopState:
+        c, tracker = self.config, self.tracker
+        targets = self.prepare()
+        tracker.log_params({"loop": c.model_dump(mode="json"), "n_targets_actual": len(targets)})
+        for k in range(c.max_iterations):
+            if self.state.finished:
+                break
+            it_dir = c.iteration_dir(k)
+            ckpt = it_dir / "model.ckpt"
+            steps = c.first_train_steps if k == 0 else c.next_train_steps
+            train = self._step(f"iter{k}/train", "train", TrainParams(
+                **self._common(), checkpoint=ckpt,
+                warm_start=c.iteration_dir(k - 1) / "model.ckpt" if k else None,
+                generator=c.generator, train=replace(c.train, steps=steps, seed=c.seed + k)))
+            design = self._step(f"iter{k}/design", "design", DesignParams(
+                **self._common(), checkpoint=ckpt, targets_file=self.targets_path, out_dir=it_dir / "design",
+                n_candidates=c.n_candidates, n_simulate=c.n_simulate, sampler=c.sampler, seed=c.seed + 7919 * k))
+            row = self._record_iteration(k, train, design)
+            if row["hit_rate"] >= c.hit_rate_goal:
+                self._finish(f"hit-rate goal {c.hit_rate_goal:.0%} reached at iteration {k}")
+            elif self.simulator_calls() >= c.simulation_budget:
+                self._finish(f"simulation budget {c.simulation_budget} spent at iteration {k}")
+            elif k == c.max_iterations - 1:
+                self._finish(f"iteration budget {c.max_iterations} spent")
+            else:
+                self._step(f"iter{k}/feedback", "feedback", FeedbackParams(
+                    **self._common(), design_dir=it_dir / "design", iteration=k + 1,
+                    acquire_per_target=c.acquire_per_target, seed=c.seed + 104729 * (k + 1),
+                    source_run=f"loop/iter{k}"))
+        self._summarise()
+        return self.state
+
+    def _finish(self, reason: str) -> None:
+        log.info("loop finished: %s", reason)
+        self.state.finished, self.state.stop_reason = True, reason
+        self.state.save()
+
+    # ---------------------------------------------------------------- tracking
+    def _record_iteration(self, k: int, train: dict, design: dict) -> dict:
+        key = f"iter{k}/record"
+        if self.state.done(key):
+            return self.state.steps[key]
+        c = self.config
+        it_dir = c.iteration_dir(k)
+        result = load_design(it_dir / "design")
+        calls = self.simulator_calls()
+        row = {"iteration": k, **{m: v for m, v in design.items() if isinstance(v, (int, float))},
+               "train_loss": train["final_loss"], "train_step": train["step"], "n_train": train["n_train"],
+               "train_seconds": train["seconds"], "simulator_calls_total": calls}
+        pictures = self._iteration_pictures(k, result, train)
+        child = self.tracker.child(f"iteration {k}", tags={"genmat.iteration": str(k)})
+        try:
+            child.log_params({"iteration": k, "train_steps": train["step"], "n_train": train["n_train"],
+                              "checkpoint": train["checkpoint"]})
+            for step, loss in train["losses"]:
+                child.log_metrics({"train_loss": loss}, step=step)
+            child.log_metrics({m: v for m, v in row.items() if isinstance(v, (int, float)) and np.isfinite(v)})
+            child.log_table(result.report, "validation_report")
+            for p in pictures:
+                child.log_artifact(p, "pictures")
+            score = row["hit_rate"] + 1e-3 * (1 - row.get("E_mape", 1.0))  # ties broken by accuracy
+            version = child.log_model(Path(train["checkpoint"]), name="generator",
+                                      registered_model=f"genmat-{c.modality}", score=score)
+            row["model_version"] = version
+        finally:
+            child.end()
+        self.tracker.log_metrics({m: v for m, v in row.items() if isinstance(v, (int, float)) and np.isfinite(v)},
+                                 step=k)
+        self.state.history.append(row)
+        return self.state.record(key, row)
+
+    def _iteration_pictures(self, k: int, result, train: dict) -> list[Path]:
+        it_dir = self.config.iteration_dir(k)
+        pics = []
+        rep, per = result.report, self.config.n_candidates
+        show = min(per, 8)
+        for tid, group in rep.groupby("target_id"):
+            idx = group.index[:show]
+            titles = [_candidate_title(r) for _, r in rep.loc[idx].iterrows()]
+            fig = self.modality.plot_samples(result.samples[torch.as_tensor(idx)], titles, ncols=show)
+            t = group.iloc[0]
+            fig.suptitle(_target_title(t, prefix="target_"), fontsize=8, y=1.02)
+            pics.append(plots.save(fig, it_dir / "pictures" / f"samples_target_{tid:02d}.png"))
+        best = result.designs.dropna(subset=["candidate"])
+        if len(best):
+            idx = (best["target_id"] * per + best["candidate"]).astype(int).to_numpy()
+            titles = [f"T{int(r.target_id)} {'HIT' if r.hit else 'miss'}\n" + _candidate_title(r) for r in best.itertuples()]
+            fig = self.modality.plot_samples(result.samples[torch.as_tensor(idx)], titles, ncols=6)
+            pics.append(plots.save(fig, it_dir / "pictures" / "designs.png"))
+        fig = plots.target_scatter(result.designs, self.modality.target_fields,
+                                   {"E_GPa": 0.05, "density_g_cm3": 0.02, "k_W_mK": 0.05})
+        pics.append(plots.save(fig, it_dir / "pictures" / "target_vs_simulated.png"))
+        return pics
+
+    def _summarise(self) -> None:
+        history = pd.DataFrame(self.state.history)
+        if history.empty:
+            return
+        wd = self.config.workdir
+        history.to_csv(wd / "history.csv", index=False)
+        pics = [plots.save(plots.hit_rate_curve(history, self.config.hit_rate_goal), wd / "hit_rate.png")]
+        curves = {f"iteration {k}": self.state.steps.get(f"iter{k}/train", {}).get("losses", [])
+                  for k in range(len(history))}
+        pics.append(plots.save(plots.loss_curves(curves), wd / "loss_curves.png"))
+        report = write_report(self.state, wd)
+        for p in [*pics, report, wd / "history.csv"]:
+            self.tracker.log_artifact(p, "summary")
+        if (wd / "targets.png").exists():
+            self.tracker.log_artifact(wd / "targets.png", "summary")
+
+
+def open_tracker(config: LoopConfig, *, enabled: bool = True, experiment: str | None = None, tags=None):
+    """The MLflow parent run of a loop: a new one, or the one a resumed loop started.
+
+    The experiment is one per modality (``genmat-<modality>``); the run id is kept in
+    the loop state so that a killed and resumed loop keeps logging into the same run.
+    """
+    if not enabled:
+        return NullTracker()
+    state = LoopState.load(config.workdir / "state.json")
+    run_id = state.tracking.get("parent_run_id")
+    if run_id:
+        tracker = MlflowTracker.attach(run_id)
+    else:
+        tracker = MlflowTracker.start(experiment or f"genmat-{config.modality}", f"closed loop: {config.workdir.name}")
+        tracker.set_description(
+            f"genmat closed loop on {config.modality}: workdir `{config.workdir}`; "
+            "nested runs are the iterations; report and pictures under artifacts/summary."
+        )
+        state.tracking["parent_run_id"] = tracker.run_id
+        state.save()
+    if tags:
+        tracker.set_tags(dict(tags))
+    return tracker
+
+
+def _fmt(v, spec=".0f") -> str:
+    return "–" if v is None or (isinstance(v, float) and not np.isfinite(v)) else format(v, spec)
+
+
+def _target_title(r, prefix: str = "") -> str:
+    return f"E {_fmt(r.get(prefix + 'E_GPa'))} GPa, ρ {_fmt(r.get(prefix + 'density_g_cm3'), '.3f')}"
+
+
+def _candidate_title(r) -> str:
+    r = r._asdict() if hasattr(r, "_asdict") else r
+    if r.get("simulated") and r.get("sim_E_GPa") is not None and np.isfinite(r.get("sim_E_GPa")):
+        return f"E {r['sim_E_GPa']:.0f} ρ {r['sim_density_g_cm3']:.3f}\n{r.get('verdict', '')}"
+    return f"{r.get('verdict', '')}"
+
+
+def write_report(state: LoopState, workdir: Path) -> Path:
+    """A Markdown report of the run beside its pictures."""
+    h = pd.DataFrame(state.history)
+    cols = [c for c in ("iteration", "hit_rate", "hits", "targets", "physics_pass_rate", "E_mape", "density_mape",
+                        "s2_error", "novelty_mean", "simulator_calls", "simulator_calls_total", "simulator_calls_per_hit",
+                        "candidates_per_hit", "n_train", "train_step", "train_loss") if c in h]
+    lines = ["# genmat closed-loop report", "", f"Stopped: {state.stop_reason or 'not finished'}", "",
+             "## Per iteration", "", _markdown_table(h[cols]), "",
+             "![hit rate](hit_rate.png)", "", "![training loss](loss_curves.png)", ""]
+    last = len(h) - 1
+    lines += [f"## Last iteration ({last})", "", f"![designs](iter_{last:02d}/pictures/designs.png)", "",
+              f"![target vs simulated](iter_{last:02d}/pictures/target_vs_simulated.png)", ""]
+    path = workdir / "report.md"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("\n".join(lines))
+    tmp.replace(path)
+    return path
+
+
+def _markdown_table(df: pd.DataFrame) -> str:
+    def cell(v):
+        if isinstance(v, float):
+            return "–" if not np.isfinite(v) else f"{v:.3g}"
+        return str(v)
+
+    head = "| " + " | ".join(df.columns) + " |"
+    sep = "|" + "---|" * len(df.columns)
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([head, sep, *body])

@@ -1,0 +1,143 @@
+"""Design: sample candidates for targets, check them, screen, simulate, pick one per target.
+
+For each target the generator proposes ``n_candidates``; every candidate gets the
+cheap physics checks and a novelty score; the surrogate ranks the plausible,
+novel ones and only the best ``n_simulate`` go to the simulator. The returned
+design of a target is its best simulated candidate, and it is a **hit** when it
+passes the physics checks, is not a copy of training data, and its simulated
+properties are within tolerance of the target. Nothing is hidden: the report has
+a row for every candidate (``screened_out`` when the simulator never saw it), and
+the metrics count simulator calls and candidates per hit.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from genmat.generate import Generator, SamplerConfig
+from genmat.loop.screening import PropertySurrogate
+from genmat.validate import build_report, novelty_check
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DesignResult:
+    report: pd.DataFrame  # one row per candidate
+    samples: torch.Tensor  # (n_targets · n_candidates, *sample_shape), contiguous per target
+    designs: pd.DataFrame  # one row per target: its returned design
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def design(
+    generator: Generator,
+    modality,
+    targets: pd.DataFrame,
+    *,
+    n_candidates: int = 16,
+    n_simulate: int = 2,
+    surrogate: PropertySurrogate | None = None,
+    training_samples: torch.Tensor | None = None,
+    training_ids: np.ndarray | None = None,
+    sampler: SamplerConfig | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> DesignResult:
+    """Propose, check and pick designs for ``targets`` (one row per target, physical units)."""
+    if n_candidates < 1 or n_simulate < 1:
+        raise ValueError(f"n_candidates = {n_candidates} and n_simulate = {n_simulate} must be ≥ 1")
+    targets = modality.schema.validate_frame(targets.reset_index(drop=True))
+    fields = [c for c in targets.columns if targets[c].notna().any()]
+    samples = generator.sample_conditions(
+        targets, n_per_condition=n_candidates, sampler=sampler, seed=seed, progress=progress
+    )
+    rep = targets.loc[targets.index.repeat(n_candidates)].reset_index(drop=True)
+    meta = pd.DataFrame(
+        {
+            "target_id": np.repeat(np.arange(len(targets)), n_candidates),
+            "candidate": np.tile(np.arange(n_candidates), len(targets)),
+        }
+    )
+    meta = pd.concat([meta, rep[fields].add_prefix("target_")], axis=1)
+    physics = modality.physics_checks(samples, rep[fields])
+    frames = [physics]
+    novel_ok = np.ones(len(meta), dtype=bool)
+    if training_samples is not None and len(training_samples):
+        novelty = novelty_check(samples, training_samples, training_ids=training_ids)
+        frames.append(novelty)
+        novel_ok = novelty["novel_pass"].to_numpy(bool)
+
+    # Screen: rank plausible, novel candidates of each target by predicted error.
+    score = np.zeros(len(meta))
+    prop_fields = [c for c in fields if modality.schema.field(c).kind == "property"]
+    if surrogate is not None and prop_fields:
+        wanted = rep.reindex(columns=list(surrogate.names)).to_numpy(dtype=float)
+        score = surrogate.score(modality.screening_features(samples), wanted)
+    plausible = physics["physics_pass"].to_numpy(bool) & novel_ok
+    score = np.where(plausible, score, np.inf)
+    rank = pd.Series(score).groupby(meta["target_id"]).rank(method="first").to_numpy()
+    selected = (rank <= n_simulate) & plausible
+    screen = pd.DataFrame({"screen_score": score, "screen_rank": rank.astype(int), "simulated": selected})
+    frames.append(screen)
+
+    sim = pd.DataFrame(index=range(len(meta)))
+    if prop_fields and selected.any():
+        idx = np.flatnonzero(selected)
+        checked = modality.simulator_checks(samples[torch.as_tensor(idx)], rep.loc[idx, prop_fields])
+        checked.index = idx
+        sim = sim.join(checked)
+    frames.append(sim)
+    report = build_report(meta, *frames)
+    designs = _pick_designs(report)
+    metrics = _metrics(report, designs, n_candidates)
+    log.info("design: %d/%d targets hit (%d simulator calls)", int(designs["hit"].sum()), len(designs), int(selected.sum()))
+    return DesignResult(report, samples, designs, metrics)
+
+
+def _pick_designs(report: pd.DataFrame) -> pd.DataFrame:
+    """Per target, the simulated candidate that hits, else the one with the smallest error."""
+    sim = report[report["simulated"]].copy()
+    err_cols = [c for c in report.columns if c.endswith("_rel_err")]
+    sim["_err"] = sim[err_cols].max(axis=1) if err_cols else 0.0
+    passed = sim["sim_pass"] if "sim_pass" in sim else pd.Series(False, index=sim.index)
+    sim["hit"] = passed.fillna(False).astype(bool) & sim["physics_pass"].astype(bool)
+    if "novel_pass" in sim:
+        sim["hit"] &= sim["novel_pass"].astype(bool)
+    best = sim.sort_values(["target_id", "hit", "_err"], ascending=[True, False, True]).groupby("target_id").head(1)
+    all_targets = pd.DataFrame({"target_id": sorted(report["target_id"].unique())})
+    designs = all_targets.merge(best.drop(columns="_err"), on="target_id", how="left")
+    designs["hit"] = designs["hit"].fillna(False).astype(bool)
+    return designs
+
+
+def _metrics(report: pd.DataFrame, designs: pd.DataFrame, n_candidates: int) -> dict[str, float]:
+    hits = int(designs["hit"].sum())
+    sims = int(report["simulated"].sum())
+    metrics = {
+        "hit_rate": hits / max(1, len(designs)),
+        "hits": float(hits),
+        "targets": float(len(designs)),
+        "candidates": float(len(report)),
+        "simulator_calls": float(sims),
+        "physics_pass_rate": float(report["physics_pass"].mean()),
+        "simulator_calls_per_hit": sims / hits if hits else float("inf"),
+        "candidates_per_hit": len(report) / hits if hits else float("inf"),
+    }
+    for col in ("E_rel_err", "density_rel_err", "k_rel_err"):
+        if col in designs and designs[col].notna().any():
+            metrics[f"{col.replace('_rel_err', '')}_mape"] = float(designs[col].mean())
+    if "sim_E_GPa" in designs and "target_E_GPa" in designs:
+        metrics["E_mae_GPa"] = float((designs["sim_E_GPa"] - designs["target_E_GPa"]).abs().mean())
+    if "sim_density_g_cm3" in designs and "target_density_g_cm3" in designs:
+        metrics["density_mae_g_cm3"] = float((designs["sim_density_g_cm3"] - designs["target_density_g_cm3"]).abs().mean())
+    if "novelty" in report:
+        metrics["novelty_mean"] = float(report["novelty"].mean())
+        metrics["copy_rate"] = float(1 - report["novel_pass"].mean())
+    if "s2_error" in report and report["s2_error"].notna().any():
+        metrics["s2_error"] = float(report["s2_error"].mean())
+    return metrics

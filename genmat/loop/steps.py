@@ -1,0 +1,244 @@
+"""The loop's steps as plain functions of a parameter model, reading and writing disk.
+
+Each step is idempotent: run twice with the same parameters it does its work
+once (datasets are appended by batch key, a finished checkpoint is not trained
+again, a finished design directory is read back). That is what lets a killed
+loop resume at the last completed step with nothing lost or duplicated, and what
+lets Prefect retry a step. The Prefect flows in ``pipelines/`` wrap exactly these.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from genmat.data import DatasetStore, SampleDataset
+from genmat.generate import Generator, GeneratorConfig, SamplerConfig
+from genmat.loop.acquisition import acquire_near
+from genmat.loop.design import DesignResult, design
+from genmat.loop.screening import PropertySurrogate
+from genmat.modalities import get_modality
+from genmat.train import TrainConfig, load_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+class StepParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    modality: str = "spinodal"
+    modality_options: dict[str, Any] = Field(default_factory=dict)
+    dataset: Path = Path("runs/spinodal/dataset")
+
+    def build_modality(self):
+        return get_modality(self.modality, **self.modality_options)
+
+
+class SimulateParams(StepParams):
+    n: int = Field(512, ge=1, description="samples to simulate")
+    seed: int = 0
+    iteration: int = Field(0, ge=0)
+    batch_key: Optional[str] = None  # default: derived from seed and n
+    source_run: str = "manual"
+    processing_file: Optional[Path] = None  # parquet/csv of processing conditions; default: prior draws
+
+
+class TrainParams(StepParams):
+    checkpoint: Path
+    warm_start: Optional[Path] = None
+    generator: GeneratorConfig = Field(default_factory=GeneratorConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+
+class DesignParams(StepParams):
+    checkpoint: Path
+    targets_file: Path
+    out_dir: Path
+    n_candidates: int = Field(16, ge=1)
+    n_simulate: int = Field(2, ge=1)
+    sampler: Optional[SamplerConfig] = None
+    seed: int = 0
+
+
+class FeedbackParams(StepParams):
+    design_dir: Path
+    iteration: int = Field(..., ge=0)
+    acquire_per_target: int = Field(8, ge=0)
+    seed: int = 0
+    source_run: str = "loop"
+
+
+# --------------------------------------------------------------------------- helpers
+def read_table(path: Path) -> pd.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    return pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+
+
+def write_json(obj: Any, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def open_dataset(params: StepParams, modality=None) -> DatasetStore:
+    modality = modality or params.build_modality()
+    return DatasetStore.create(
+        params.dataset,
+        modality=modality.name,
+        schema=modality.schema,
+        sample_shape=modality.sample_shape,
+        simulator=modality.simulator_settings(),
+        exist_ok=True,
+    )
+
+
+def _training_tensors(store: DatasetStore, modality):
+    ds = SampleDataset(store, modality.schema)
+    return ds.as_tensors()
+
+
+def fit_surrogate(store: DatasetStore, modality) -> PropertySurrogate:
+    table = store.table()
+    names = list(modality.target_fields)
+    features = modality.screening_features(torch.as_tensor(store.load()))
+    return PropertySurrogate.fit(features, table[names].to_numpy(dtype=float), names)
+
+
+# ----------------------------------------------------------------------------- steps
+def simulate_step(p: SimulateParams, progress: bool = True) -> dict:
+    """Run the oracle on n processing conditions and append them to the dataset."""
+    modality = p.build_modality()
+    store = open_dataset(p, modality)
+    key = p.batch_key or f"simulate/seed{p.seed}/n{p.n}"
+    if store.has_batch(key):
+        log.info("dataset %s already holds batch %r; nothing simulated", p.dataset, key)
+        return {"added": 0, "total": len(store), "batch_key": key, "simulator_calls": 0}
+    if p.processing_file is not None:
+        processing = modality.schema.validate_frame(read_table(p.processing_file))
+    else:
+        processing = modality.draw_processing(p.n, np.random.default_rng(p.seed))
+    samples, rows = modality.simulate(processing, seed=p.seed, progress=progress)
+    ids = store.append(samples, rows, provenance="simulated", iteration=p.iteration, source_run=p.source_run, batch_key=key)
+    return {"added": len(ids), "total": len(store), "batch_key": key, "simulator_calls": len(ids)}
+
+
+def train_step(p: TrainParams, progress: bool = True, callbacks=()) -> dict:
+    """Train (or warm-start and fine-tune) the generator on the whole dataset."""
+    modality = p.build_modality()
+    store = open_dataset(p, modality)
+    generator = Generator(p.generator, modality.schema, modality.sample_shape, device=p.train.device)
+    data = _training_tensors(store, modality)
+    result = generator.fit(
+        data, p.train, checkpoint_path=p.checkpoint, warm_start=p.warm_start, callbacks=callbacks, progress=progress
+    )
+    return {
+        "checkpoint": str(p.checkpoint),
+        "step": result.step,
+        "final_loss": result.losses[-1][1] if result.losses else float("nan"),
+        "losses": result.losses,
+        "seconds": result.seconds,
+        "n_train": int(data[0].shape[0]),
+        "n_parameters": generator.n_parameters,
+    }
+
+
+def design_step(p: DesignParams, progress: bool = True) -> dict:
+    """Sample, validate, screen and simulate candidates for the targets; write the report."""
+    out = Path(p.out_dir)
+    done = out / "metrics.json"
+    if done.exists():
+        log.info("design %s already finished; reading it back", out)
+        return json.loads(done.read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    modality = p.build_modality()
+    generator = Generator.from_checkpoint(p.checkpoint)
+    targets = read_table(p.targets_file)
+    targets = targets[[c for c in targets.columns if c in modality.schema.names]]
+    store = open_dataset(p, modality) if Path(p.dataset).exists() else None
+    training, ids, surrogate = None, None, None
+    if store is not None and len(store):
+        training, ids = torch.as_tensor(store.load()), store.table()["sample_id"].to_numpy()
+        surrogate = fit_surrogate(store, modality)
+    result = design(
+        generator, modality, targets, n_candidates=p.n_candidates, n_simulate=p.n_simulate, surrogate=surrogate,
+        training_samples=training, training_ids=ids, sampler=p.sampler, seed=p.seed, progress=progress,
+    )
+    save_design(result, out)
+    metrics = {**result.metrics, "out_dir": str(out)}
+    if surrogate is not None:
+        metrics.update({f"surrogate_rmse_{n}": float(r) for n, r in zip(surrogate.names, surrogate.rmse)})
+    write_json(metrics, done)  # written last: marks the step complete
+    return metrics
+
+
+def _to_parquet(df: pd.DataFrame, path: Path) -> None:
+    df = df.copy()
+    df.attrs = {}  # validators keep their settings in attrs; parquet wants JSON there
+    tmp = path.with_name(path.stem + ".tmp.parquet")
+    df.to_parquet(tmp)
+    os.replace(tmp, path)
+
+
+def save_design(result: DesignResult, out: Path) -> None:
+    _to_parquet(result.report, out / "report.parquet")
+    _to_parquet(result.designs, out / "designs.parquet")
+    tmp = out / "samples.tmp.npy"
+    np.save(tmp, result.samples.numpy())
+    os.replace(tmp, out / "samples.npy")
+
+
+def load_design(out: Path) -> DesignResult:
+    out = Path(out)
+    metrics = json.loads((out / "metrics.json").read_text())
+    return DesignResult(
+        pd.read_parquet(out / "report.parquet"),
+        torch.as_tensor(np.load(out / "samples.npy")),
+        pd.read_parquet(out / "designs.parquet"),
+        metrics,
+    )
+
+
+def feedback_step(p: FeedbackParams, progress: bool = True) -> dict:
+    """Relabel simulated, physically valid failures with their simulated properties and
+    simulate new samples near the failing targets; append both to the dataset."""
+    modality = p.build_modality()
+    store = open_dataset(p, modality)
+    result = load_design(p.design_dir)
+    rep = result.report
+    passed = rep["sim_pass"] if "sim_pass" in rep else pd.Series(False, index=rep.index)
+    fail = rep["simulated"].astype(bool) & rep["physics_pass"].astype(bool) & ~passed.fillna(False).astype(bool)
+    counts = {"relabelled": 0, "acquired": 0, "simulator_calls": 0}
+    key = f"iter{p.iteration}/relabel"
+    if fail.any() and not store.has_batch(key):
+        idx = np.flatnonzero(fail.to_numpy())
+        sim_cols = {c: c[len("sim_"):] for c in rep.columns if c.startswith("sim_") and c != "sim_pass"}
+        rows = rep.loc[idx, list(sim_cols)].rename(columns=sim_cols).reset_index(drop=True)
+        rows = rows[[c for c in rows.columns if c in store.columns]]
+        store.append(result.samples[torch.as_tensor(idx)], rows, provenance="relabelled", iteration=p.iteration,
+                     source_run=p.source_run, batch_key=key)
+        counts["relabelled"] = len(idx)
+    missed = result.designs.loc[~result.designs["hit"].astype(bool), "target_id"]
+    key = f"iter{p.iteration}/acquire"
+    if len(missed) and p.acquire_per_target and not store.has_batch(key):
+        targets = rep.drop_duplicates("target_id").set_index("target_id").loc[missed]
+        targets = targets[[c for c in targets.columns if c.startswith("target_")]]
+        targets.columns = [c[len("target_"):] for c in targets.columns]
+        processing = acquire_near(targets, store.table(), modality.schema, n_per_target=p.acquire_per_target,
+                                  rng=np.random.default_rng(p.seed))
+        samples, rows = modality.simulate(processing, seed=p.seed, progress=progress)
+        store.append(samples, rows, provenance="simulated", iteration=p.iteration, source_run=p.source_run,
+                     batch_key=key)
+        counts["acquired"] = len(rows)
+        counts["simulator_calls"] = len(rows)
+    counts["total"] = len(store)
+    return counts

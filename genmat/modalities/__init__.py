@@ -1,0 +1,24 @@
+"""Modalities: one small description per kind of sample that every stage reads.
+
+A modality says what a sample looks like (shape), what can be asked for (the
+condition schema), how the oracle makes samples (simulate), how samples are
+measured and checked (validate), and how to draw them (plot). Adding a modality
+means adding one of these, not branching through the stages.
+"""
+
+from __future__ import annotations
+
+from genmat.modalities.base import Modality
+from genmat.modalities.spinodal import SpinodalConfig, SpinodalModality
+
+MODALITIES: dict[str, type] = {"spinodal": SpinodalModality}
+
+
+def get_modality(name: str, **kwargs) -> Modality:
+    """Build a modality by name (``genmat loop --modality NAME``)."""
+    if name not in MODALITIES:
+        raise ValueError(f"modality = {name!r} is not known; allowed: {', '.join(MODALITIES)}")
+    return MODALITIES[name](**kwargs)
+
+
+__all__ = ["MODALITIES", "Modality", "SpinodalConfig", "SpinodalModality", "get_modality"]

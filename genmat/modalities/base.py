@@ -1,0 +1,43 @@
+"""The contract every modality fulfils."""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from genmat.conditions import ConditionSchema
+
+
+class Modality(Protocol):
+    name: str  # e.g. "spinodal"; names the MLflow experiment and registered model
+    sample_shape: tuple[int, ...]  # (C, *spatial)
+    schema: ConditionSchema  # every field a user may condition on
+    target_fields: tuple[str, ...]  # the property fields a design target gives by default
+
+    def simulator_settings(self) -> dict:
+        """JSON-safe settings and version of the oracle (stored in the dataset manifest)."""
+
+    def draw_processing(self, n: int, rng: np.random.Generator) -> pd.DataFrame:
+        """n processing conditions drawn from the prior over the processing fields."""
+
+    def simulate(self, processing: pd.DataFrame, *, seed: int, progress: bool = False) -> tuple[torch.Tensor, pd.DataFrame]:
+        """Oracle: samples (n, *sample_shape) and one row per sample with every
+        condition field (processing as given, properties as measured) and extras."""
+
+    def measure(self, samples: torch.Tensor) -> pd.DataFrame:
+        """Measured properties (condition property fields + extras), one row per sample."""
+
+    def physics_checks(self, samples: torch.Tensor, conditions: pd.DataFrame) -> pd.DataFrame:
+        """Cheap plausibility checks, one row per sample, with a boolean ``physics_pass``."""
+
+    def simulator_checks(self, samples: torch.Tensor, targets: pd.DataFrame) -> pd.DataFrame:
+        """Oracle check of each sample against its target, with a boolean ``sim_pass``."""
+
+    def screening_features(self, samples: torch.Tensor) -> np.ndarray:
+        """Cheap features (n, d) from which a surrogate predicts the target properties."""
+
+    def plot_samples(self, samples: torch.Tensor, titles: Sequence[str], ncols: int = 8):
+        """A matplotlib Figure showing the samples."""

@@ -1,0 +1,181 @@
+"""Spinodal micrographs: Cahn–Hilliard processing → two-phase microstructure → stiffness,
+conductivity and density (PHYSICS.md §1, §3).
+
+Conditions (any subset): processing ``x_B``, ``temperature_K``, ``time_s`` and properties
+``E_GPa`` (effective Young's modulus, plane strain, mean of x and y), ``density_g_cm3``
+(rule of mixtures) and ``k_W_mK`` (effective thermal conductivity). A sample is the
+order parameter c (1, N, N) in about [-1, 1]; phase B (the stiff, SiC-like phase) is c > 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from genmat import sim
+from genmat.conditions import ConditionError, ConditionSchema, Field
+from genmat.validate import (
+    MicrographChecks,
+    Tolerances,
+    implied_volume_fraction,
+    physics_checks,
+    reference_s2,
+    simulator_check,
+)
+
+SIMULATOR_VERSION = "spinodal-ch-1"
+PROPERTY_COLUMNS = ("volume_fraction", "length_px", "E_x_GPa", "E_y_GPa")
+
+
+@dataclass(frozen=True)
+class SpinodalConfig:
+    grid: int = 32  # pixels per side of a micrograph
+    kappa: float = 0.5  # Cahn–Hilliard gradient coefficient (pixels²): finer structure on small grids
+    material: sim.TwoPhaseMaterial = field(default_factory=sim.TwoPhaseMaterial)
+    checks: MicrographChecks = field(default_factory=MicrographChecks)
+    tolerances: Tolerances = field(default_factory=Tolerances)
+    n_reference: int = 2  # simulator references per condition for the S2 check
+    chunk: int = 256  # samples simulated/measured per batch
+
+    @property
+    def ch(self) -> sim.CahnHilliardConfig:
+        return sim.CahnHilliardConfig(grid=self.grid, kappa=self.kappa)
+
+
+def _schema(material: sim.TwoPhaseMaterial) -> ConditionSchema:
+    ranges = sim.PROCESSING_RANGES
+
+    def feasible(cond: dict[str, float]) -> None:
+        """A modulus must lie inside the Hashin–Shtrikman bounds of the volume fraction
+        that the density implies (PHYSICS §3)."""
+        if "E_GPa" not in cond or "density_g_cm3" not in cond:
+            return
+        phi = float(sim.volume_fraction_from_density(cond["density_g_cm3"], material))
+        lo, hi = (float(v) for v in sim.youngs_modulus_bounds(phi, material))
+        if not lo <= cond["E_GPa"] <= hi:
+            raise ConditionError(
+                "E_GPa",
+                cond["E_GPa"],
+                f"[{lo:.1f}, {hi:.1f}] GPa (Hashin–Shtrikman bounds for the volume fraction "
+                f"{phi:.3f} implied by density_g_cm3 = {cond['density_g_cm3']})",
+            )
+
+    return ConditionSchema(
+        fields=(
+            Field("x_B", "", *ranges["x_B"], "processing", "composition, atomic fraction of B"),
+            Field("temperature_K", "K", *ranges["temperature_K"], "processing", "anneal temperature"),
+            Field("time_s", "s", *ranges["time_s"], "processing", "anneal time"),
+            Field("E_GPa", "GPa", 90.0, 300.0, "property", "effective Young's modulus (plane strain)"),
+            Field("density_g_cm3", "g/cm³", 2.80, 3.12, "property", "density, rule of mixtures"),
+            Field("k_W_mK", "W/(m·K)", 130.0, 230.0, "property", "effective thermal conductivity"),
+        ),
+        feasibility=feasible,
+    )
+
+
+class SpinodalModality:
+    name = "spinodal"
+    target_fields = ("E_GPa", "density_g_cm3")
+
+    def __init__(self, config: SpinodalConfig | None = None, **overrides) -> None:
+        config = config or SpinodalConfig()
+        self.config = SpinodalConfig(**{**asdict_shallow(config), **overrides})
+        self.sample_shape = (1, self.config.grid, self.config.grid)
+        self.schema = _schema(self.config.material)
+
+    # ------------------------------------------------------------------ oracle
+    def simulator_settings(self) -> dict:
+        return {
+            "version": SIMULATOR_VERSION,
+            "cahn_hilliard": asdict(self.config.ch),
+            "material": asdict(self.config.material),
+        }
+
+    def draw_processing(self, n: int, rng: np.random.Generator) -> pd.DataFrame:
+        """Uniform over the processing box."""
+        return pd.DataFrame(
+            {name: rng.uniform(*sim.PROCESSING_RANGES[name], size=n) for name in sim.PROCESSING_RANGES}
+        )
+
+    def simulate(self, processing: pd.DataFrame, *, seed: int, progress: bool = False):
+        samples = []
+        for start in range(0, len(processing), self.config.chunk):
+            part = processing.iloc[start : start + self.config.chunk]
+            samples.append(
+                sim.simulate_spinodal(
+                    part["x_B"].to_numpy(), part["temperature_K"].to_numpy(), part["time_s"].to_numpy(),
+                    self.config.ch, seed=seed + start, progress=progress,
+                )
+            )
+        samples = torch.cat(samples) if samples else torch.empty(0, *self.sample_shape)
+        rows = pd.concat([processing[list(sim.PROCESSING_RANGES)].reset_index(drop=True), self.measure(samples)], axis=1)
+        return samples, rows
+
+    def measure(self, samples: torch.Tensor) -> pd.DataFrame:
+        parts = []
+        for start in range(0, samples.shape[0], self.config.chunk):
+            props = sim.micrograph_properties(samples[start : start + self.config.chunk], self.config.material)
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "E_GPa": props["E_GPa"].cpu().numpy(),
+                        "density_g_cm3": props["density_g_cm3"].cpu().numpy(),
+                        "k_W_mK": props["k_W_mK"].cpu().numpy(),
+                        **{c: props[c].cpu().numpy() for c in PROPERTY_COLUMNS},
+                    }
+                )
+            )
+        if not parts:
+            return pd.DataFrame(columns=["E_GPa", "density_g_cm3", "k_W_mK", *PROPERTY_COLUMNS])
+        return pd.concat(parts, ignore_index=True)
+
+    # -------------------------------------------------------------- validators
+    def physics_checks(self, samples: torch.Tensor, conditions: pd.DataFrame) -> pd.DataFrame:
+        conditions = conditions.reset_index(drop=True)
+        phi = implied_volume_fraction(conditions, self.config.material)
+        ref = None
+        processing = list(sim.PROCESSING_RANGES)
+        if set(processing) <= set(conditions.columns) and conditions[processing].notna().all(axis=1).any():
+            ref = reference_s2(conditions[processing], self.config.ch, n_ref=self.config.n_reference)
+        return physics_checks(samples, expected_volume_fraction=phi, reference_s2=ref, checks=self.config.checks)
+
+    def simulator_checks(self, samples: torch.Tensor, targets: pd.DataFrame) -> pd.DataFrame:
+        cols = [c for c in ("E_GPa", "density_g_cm3", "k_W_mK") if c in targets.columns]
+        return simulator_check(samples, targets[cols].reset_index(drop=True), self.config.material, self.config.tolerances)
+
+    def screening_features(self, samples: torch.Tensor) -> np.ndarray:
+        """[φ, interface density] from the phase map: the stiffness of a two-phase
+        micrograph is set mostly by its volume fraction, then by how connected the
+        phases are (interface per pixel)."""
+        phase = sim.phase_map(samples).reshape(samples.shape[0], *samples.shape[-2:])
+        phi = phase.mean(dim=(-2, -1))
+        interface = 0.5 * (
+            (phase != phase.roll(1, -1)).float().mean(dim=(-2, -1))
+            + (phase != phase.roll(1, -2)).float().mean(dim=(-2, -1))
+        )
+        return torch.stack([phi, interface], dim=1).cpu().numpy().astype(np.float64)
+
+    # ---------------------------------------------------------------- pictures
+    def plot_samples(self, samples: torch.Tensor, titles: Sequence[str], ncols: int = 8):
+        import matplotlib.pyplot as plt
+
+        n = samples.shape[0]
+        ncols = max(1, min(ncols, n))
+        nrows = max(1, -(-n // ncols))
+        fig, axes = plt.subplots(nrows, ncols, figsize=(1.6 * ncols, 1.75 * nrows), squeeze=False)
+        for ax in axes.flat:
+            ax.axis("off")
+        for ax, img, title in zip(axes.flat, samples[:, 0].cpu().numpy(), titles):
+            ax.imshow(img, cmap="cividis", vmin=-1.1, vmax=1.1, interpolation="nearest")
+            ax.set_title(title, fontsize=6)
+        fig.tight_layout()
+        return fig
+
+
+def asdict_shallow(obj) -> dict:
+    """Dataclass fields as a dict without recursing into nested dataclasses."""
+    return {f: getattr(obj, f) for f in obj.__dataclass_fields__}

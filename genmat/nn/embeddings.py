@@ -1,0 +1,57 @@
+"""Embeddings of diffusion time and of masked continuous conditions."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class TimeEmbedding(nn.Module):
+    """Sinusoidal embedding of a time ``t`` in [0, 1], followed by an MLP.
+
+    ``t`` is scaled by 1000 first so that the usual 10 000 max period spans the
+    whole interval (without the scale the embedding is nearly constant on [0, 1]).
+
+    Shapes: ``t`` (B,) -> (B, dim).
+    """
+
+    def __init__(self, dim: int, scale: float = 1000.0) -> None:
+        super().__init__()
+        self.dim, self.scale = dim, scale
+        half = dim // 2
+        freqs = torch.exp(-math.log(10_000.0) * torch.arange(half) / half)
+        self.register_buffer("freqs", freqs, persistent=False)
+        self.mlp = nn.Sequential(nn.Linear(2 * half, dim), nn.SiLU(), nn.Linear(dim, dim))
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        angles = (t.float() * self.scale)[:, None] * self.freqs[None]
+        return self.mlp(torch.cat([angles.sin(), angles.cos()], dim=-1))
+
+
+class ConditionEmbedding(nn.Module):
+    """Embed F continuous condition fields, any subset of which may be given.
+
+    Each field value v in [-1, 1] is lifted with Fourier features
+    ``sin(2^k π v), cos(2^k π v)`` for k = 0..n_freq-1 (scaled so that nearby
+    values stay separable), masked, and concatenated with the mask itself, so that
+    "field not given" (mask 0) differs from "field given as 0". An MLP maps the
+    result to ``dim``.
+
+    Shapes: ``values`` (B, F), ``mask`` (B, F) -> (B, dim).
+    """
+
+    def __init__(self, n_fields: int, dim: int, n_freq: int = 6) -> None:
+        super().__init__()
+        self.n_fields = n_fields
+        self.register_buffer("freqs", math.pi * 2.0 ** torch.arange(n_freq), persistent=False)
+        in_features = n_fields * (2 * n_freq + 2)
+        self.mlp = nn.Sequential(nn.Linear(in_features, dim), nn.SiLU(), nn.Linear(dim, dim))
+
+    def forward(self, values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        values, mask = values.float() * mask.float(), mask.float()
+        angles = values[..., None] * self.freqs  # (B, F, n_freq)
+        feats = torch.cat([angles.sin(), angles.cos()], dim=-1) * mask[..., None]
+        feats = torch.cat([feats.flatten(1), values, mask], dim=-1)
+        return self.mlp(feats)

@@ -1,0 +1,81 @@
+"""Pictures people would rather look at than read: curves and scatter plots.
+
+Sample grids are drawn by each modality (``Modality.plot_samples``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def save(fig, path: str | Path, dpi: int = 120) -> Path:
+    """Write a figure to PNG atomically and close it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def hit_rate_curve(history: pd.DataFrame, goal: float | None = None):
+    """Hit rate (and physics pass rate) per loop iteration, simulator calls on a twin axis."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    it = history["iteration"]
+    ax.plot(it, history["hit_rate"], "o-", label="hit rate (returned designs)", color="C0")
+    if "physics_pass_rate" in history:
+        ax.plot(it, history["physics_pass_rate"], "s--", label="physics-check pass rate", color="C2", alpha=0.7)
+    if goal is not None:
+        ax.axhline(goal, color="grey", ls=":", label=f"goal {goal:.0%}")
+    ax.set(xlabel="loop iteration", ylabel="rate", ylim=(-0.02, 1.02), xticks=list(it))
+    if "simulator_calls_total" in history:
+        ax2 = ax.twinx()
+        ax2.bar(it, history["simulator_calls_total"], alpha=0.15, color="C1", width=0.5)
+        ax2.set_ylabel("simulator calls (cumulative)", color="C1")
+    ax.legend(loc="lower right", fontsize=7)
+    ax.set_title("closed loop: hit rate per iteration")
+    fig.tight_layout()
+    return fig
+
+
+def loss_curves(curves: dict[str, Sequence[tuple[int, float]]]):
+    """Training loss against optimiser step, one line per iteration (warm starts continue the step count)."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    for name, pts in curves.items():
+        if pts:
+            steps, losses = zip(*pts)
+            ax.plot(steps, losses, label=name)
+    ax.set(xlabel="optimiser step", ylabel="training loss", yscale="log")
+    ax.legend(fontsize=7)
+    ax.set_title("training loss")
+    fig.tight_layout()
+    return fig
+
+
+def target_scatter(designs: pd.DataFrame, fields: Sequence[str], tolerances: dict[str, float]):
+    """Simulated property of each returned design against its target, with the tolerance band."""
+    fields = [f for f in fields if f"target_{f}" in designs and f"sim_{f}" in designs]
+    fig, axes = plt.subplots(1, max(1, len(fields)), figsize=(3.6 * max(1, len(fields)), 3.4), squeeze=False)
+    for ax, f in zip(axes[0], fields):
+        t, s = designs[f"target_{f}"], designs[f"sim_{f}"]
+        hit = designs["hit"].astype(bool)
+        lo, hi = float(min(t.min(), s.min())), float(max(t.max(), s.max()))
+        grid = [lo, hi]
+        tol = tolerances.get(f, 0.0)
+        ax.fill_between(grid, [g * (1 - tol) for g in grid], [g * (1 + tol) for g in grid], color="grey", alpha=0.2,
+                        label=f"±{tol:.0%}")
+        ax.plot(grid, grid, "k:", lw=1)
+        ax.scatter(t[hit], s[hit], c="C2", label="hit", s=18)
+        ax.scatter(t[~hit], s[~hit], c="C3", marker="x", label="miss", s=18)
+        ax.set(xlabel=f"target {f}", ylabel=f"simulated {f}")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,71 @@
+"""Physics oracles for spinodal micrographs: Cahn–Hilliard process simulator,
+morphology descriptors, two-phase material data and FFT homogenisation.
+
+Imports nothing else from genmat and nothing of ML/tracking/orchestration.
+"""
+
+from __future__ import annotations
+
+from genmat.sim.cahn_hilliard import (
+    GAS_CONSTANT_J_MOLK,
+    PROCESSING_RANGES,
+    CahnHilliardConfig,
+    coarsening_series,
+    dimensionless_time,
+    evolve,
+    simulate_spinodal,
+)
+from genmat.sim.homogenise import (
+    ConductivityResult,
+    ElasticResult,
+    hashin_shtrikman_bounds,
+    homogenise_conductivity,
+    homogenise_elastic,
+    isotropic_moduli,
+    micrograph_properties,
+    youngs_modulus_bounds,
+    youngs_moduli,
+)
+from genmat.sim.materials import (
+    SimInputError,
+    TwoPhaseMaterial,
+    density,
+    lame_constants,
+    volume_fraction_from_density,
+)
+from genmat.sim.morphology import (
+    characteristic_length,
+    phase_map,
+    radial_average,
+    two_point_correlation,
+    volume_fraction,
+)
+
+__all__ = [
+    "GAS_CONSTANT_J_MOLK",
+    "PROCESSING_RANGES",
+    "CahnHilliardConfig",
+    "coarsening_series",
+    "dimensionless_time",
+    "evolve",
+    "simulate_spinodal",
+    "ConductivityResult",
+    "ElasticResult",
+    "hashin_shtrikman_bounds",
+    "homogenise_conductivity",
+    "homogenise_elastic",
+    "isotropic_moduli",
+    "micrograph_properties",
+    "youngs_modulus_bounds",
+    "youngs_moduli",
+    "SimInputError",
+    "TwoPhaseMaterial",
+    "density",
+    "lame_constants",
+    "volume_fraction_from_density",
+    "characteristic_length",
+    "phase_map",
+    "radial_average",
+    "two_point_correlation",
+    "volume_fraction",
+]

@@ -1,0 +1,207 @@
+"""One training loop for every model: EMA, checkpoints, resume, seeds, callbacks.
+
+The loop knows nothing about diffusion: it is handed a model, an objective
+``loss_fn(model, batch, generator) -> scalar`` and in-memory tensors. Checkpoints
+are plain dicts of tensors and JSON-like values (``torch.load(weights_only=True)``)
+that carry what is needed to rebuild their model (``model_args``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 2000  # optimiser steps in this call (added to any resumed/warm-started step count)
+    batch_size: int = 64
+    lr: float = 2e-3  # peak AdamW learning rate, after a linear warm-up
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1  # cosine decay to lr * min_lr_ratio at the last step
+    weight_decay: float = 0.0
+    ema_decay: float = 0.995  # EMA of weights, used for sampling
+    grad_clip: float = 1.0
+    seed: int = 0
+    log_every: int = 25  # steps between callback/metric reports
+    checkpoint_every: int = 250  # steps between checkpoints (always one at the end)
+    device: str = "auto"  # "auto": CUDA when present, else CPU
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "log_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} = {getattr(self, name)} is outside the allowed range [1, ∞)")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay = {self.ema_decay} is outside the allowed range [0, 1)")
+        if self.lr <= 0:
+            raise ValueError(f"lr = {self.lr} is outside the allowed range (0, ∞)")
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class Callback(Protocol):
+    def __call__(self, step: int, metrics: dict[str, float]) -> None: ...
+
+
+@dataclass
+class TrainResult:
+    step: int  # total optimiser steps the model has seen
+    losses: list[tuple[int, float]]  # (step, mean loss since the last report)
+    checkpoint: Path | None
+    seconds: float
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
+    """Load a checkpoint dict safely (no pickled code is executed)."""
+    ckpt = torch.load(Path(path), map_location=map_location, weights_only=True)
+    if ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: checkpoint format {ckpt.get('format')!r} is not supported (expected {CHECKPOINT_FORMAT})")
+    return ckpt
+
+
+def _lr_at(cfg: TrainConfig, i: int) -> float:
+    if i < cfg.warmup_steps:
+        return cfg.lr * (i + 1) / cfg.warmup_steps
+    frac = (i - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
+
+
+def train(
+    model: nn.Module,
+    loss_fn: Callable[[nn.Module, Sequence[torch.Tensor], torch.Generator], torch.Tensor],
+    data: Sequence[torch.Tensor],
+    config: TrainConfig,
+    *,
+    model_args: dict,
+    checkpoint_path: str | Path | None = None,
+    warm_start: str | Path | None = None,
+    resume: bool = True,
+    callbacks: Sequence[Callback] = (),
+    extra: dict | None = None,
+    progress: bool = True,
+) -> tuple[nn.Module, TrainResult]:
+    """Train ``model`` on tensors ``data`` (each (N, ...), sampled in random minibatches).
+
+    - ``checkpoint_path``: where checkpoints go; if it exists and ``resume``, training
+      continues from it (same call count: the run ends at the same step as an
+      uninterrupted one).
+    - ``warm_start``: a previous checkpoint whose (EMA) weights initialise the model
+      (the loop's iteration k starts from k − 1); the optimiser starts fresh.
+    - ``model_args``: JSON-like description stored in the checkpoint so that it can
+      rebuild its model (see ``genmat.generate.Generator.from_checkpoint``).
+    Returns the EMA model (eval mode) and a TrainResult.
+    """
+    device = resolve_device(config.device)
+    n = int(data[0].shape[0])
+    if n == 0:
+        raise ValueError("training data is empty: simulate a dataset first")
+    if any(int(d.shape[0]) != n for d in data):
+        raise ValueError(f"training tensors have different lengths: {[int(d.shape[0]) for d in data]}")
+    model = model.to(device)
+    ckpt_path = Path(checkpoint_path) if checkpoint_path else None
+    start, base_step, losses = 0, 0, []
+    if warm_start is not None:
+        warm = load_checkpoint(warm_start)
+        model.load_state_dict(warm["ema"])
+        base_step = int(warm["step"])
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    gen = torch.Generator(device="cpu").manual_seed(config.seed)
+    if ckpt_path is not None and resume and ckpt_path.exists():
+        ckpt = load_checkpoint(ckpt_path)
+        if ckpt.get("train_config") == asdict(config) and ckpt.get("call_step", 0) < config.steps:
+            model.load_state_dict(ckpt["model"])
+            ema.load_state_dict(ckpt["ema"])
+            opt.load_state_dict(ckpt["optimizer"])
+            gen.set_state(ckpt["rng"])
+            start, base_step = int(ckpt["call_step"]), int(ckpt["step"]) - int(ckpt["call_step"])
+            losses = [tuple(x) for x in ckpt.get("losses", [])]
+            log.info("resuming training from %s at step %d/%d", ckpt_path, start, config.steps)
+        elif ckpt.get("train_config") == asdict(config):
+            log.info("%s already holds a finished run of this config; nothing to train", ckpt_path)
+            ema.load_state_dict(ckpt["ema"])
+            return ema, TrainResult(int(ckpt["step"]), [tuple(x) for x in ckpt["losses"]], ckpt_path, 0.0)
+
+    def save(call_step: int) -> None:
+        if ckpt_path is None:
+            return
+        _atomic_save(
+            {
+                "format": CHECKPOINT_FORMAT,
+                "model_args": model_args,
+                "extra": extra or {},
+                "train_config": asdict(config),
+                "step": base_step + call_step,
+                "call_step": call_step,
+                "model": model.state_dict(),
+                "ema": ema.state_dict(),
+                "optimizer": opt.state_dict(),
+                "rng": gen.get_state(),
+                "losses": [list(x) for x in losses],
+            },
+            ckpt_path,
+        )
+
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    data_dev = [d.to(device) for d in data]
+    model.train()
+    t0, running, count = time.perf_counter(), 0.0, 0
+    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc="training", disable=not progress)
+    for i in bar:
+        for group in opt.param_groups:
+            group["lr"] = _lr_at(config, i)
+        idx = torch.randint(0, n, (min(config.batch_size, n),), generator=gen).to(device)
+        with autocast:
+            loss = loss_fn(model, [d[idx] for d in data_dev], gen)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"training loss became {loss.item()} at step {base_step + i}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip:
+            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        opt.step()
+        with torch.no_grad():
+            decay = min(config.ema_decay, (1 + i) / (10 + i))
+            for p_ema, p in zip(ema.parameters(), model.parameters()):
+                p_ema.lerp_(p, 1 - decay)
+            for b_ema, b in zip(ema.buffers(), model.buffers()):
+                b_ema.copy_(b)
+        running, count = running + loss.item(), count + 1
+        if (i + 1) % config.log_every == 0 or i + 1 == config.steps:
+            mean = running / count
+            losses.append((base_step + i + 1, mean))
+            bar.set_postfix(loss=f"{mean:.4f}")
+            for cb in callbacks:
+                cb(base_step + i + 1, {"train_loss": mean, "lr": _lr_at(config, i)})
+            running, count = 0.0, 0
+        if (i + 1) % config.checkpoint_every == 0 or i + 1 == config.steps:
+            save(i + 1)
+    model.eval()
+    return ema, TrainResult(base_step + config.steps, losses, ckpt_path, time.perf_counter() - t0)
+
