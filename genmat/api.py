@@ -53,6 +53,7 @@ def design(
     from genmat.modalities import get_modality
 
     mod = get_modality(modality, **(modality_options or {}))
+    targets = mod.schema.validate_frame(_frame(targets))  # bad targets fail before anything is loaded
     generator = Generator.from_checkpoint(checkpoint)
     sampler = generator.config.sampler
     sampler = replace(sampler, steps=steps or sampler.steps, guidance=sampler.guidance if guidance is None else guidance)
@@ -61,7 +62,7 @@ def design(
         store = DatasetStore.open(dataset)
         training, ids = torch.as_tensor(store.load()), store.table()["sample_id"].to_numpy()
         surrogate = fit_surrogate(store, mod)
-    return _design(generator, mod, _frame(targets), n_candidates=n, n_simulate=n_simulate, surrogate=surrogate,
+    return _design(generator, mod, targets, n_candidates=n, n_simulate=n_simulate, surrogate=surrogate,
                    training_samples=training, training_ids=ids, sampler=sampler, seed=seed)
 
 

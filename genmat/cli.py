@@ -257,8 +257,16 @@ def main() -> None:
     from genmat.conditions import ConditionError
     from genmat.data import DataIntegrityError
 
+    from pydantic import ValidationError
+
     try:
         app(standalone_mode=False)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        typer.echo(f"genmat: error: {where} = {first.get('input')!r}: {first['msg']}{more}", err=True)
+        sys.exit(2)
     except (UsageError, ConditionError, DataIntegrityError, FileNotFoundError, ValueError) as exc:
         msg = str(exc).strip().splitlines()
         typer.echo(f"genmat: error: {msg[0] if msg else type(exc).__name__}", err=True)
@@ -269,14 +277,11 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("genmat: interrupted; run the same command again to resume", err=True)
         sys.exit(130)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+    except Exception as exc:
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # click/typer usage errors (exit code 2)
             exc.show()
             sys.exit(exc.exit_code)
         raise
-
 
 if __name__ == "__main__":
     main()

@@ -79,9 +79,16 @@ def _atomic_save(obj: Any, path: Path) -> None:
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     """Load a checkpoint dict safely (no pickled code is executed)."""
-    ckpt = torch.load(Path(path), map_location=map_location, weights_only=True)
-    if ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: checkpoint format {ckpt.get('format')!r} is not supported (expected {CHECKPOINT_FORMAT})")
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # truncated, corrupt or not a checkpoint at all
+        raise ValueError(f"{path} is not a readable genmat checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        got = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise ValueError(f"{path}: checkpoint format {got!r} is not supported (expected {CHECKPOINT_FORMAT})")
     return ckpt
 
 

@@ -207,8 +207,7 @@ class ClosedLoop:
                "train_loss": train["final_loss"], "train_step": train["step"], "n_train": train["n_train"],
                "train_seconds": train["seconds"], "simulator_calls_total": calls}
         pictures = self._iteration_pictures(k, result, train)
-        child = self.tracker.child(f"iteration {k}", tags={"genmat.iteration": str(k)})
-        try:
+        with self.tracker.child(f"iteration {k}", tags={"genmat.iteration": str(k)}) as child:
             child.log_params({"iteration": k, "train_steps": train["step"], "n_train": train["n_train"],
                               "checkpoint": train["checkpoint"]})
             for step, loss in train["losses"]:
@@ -218,11 +217,12 @@ class ClosedLoop:
             for p in pictures:
                 child.log_artifact(p, "pictures")
             score = row["hit_rate"] + 1e-3 * (1 - row.get("E_mape", 1.0))  # ties broken by accuracy
-            version = child.log_model(Path(train["checkpoint"]), name="generator",
-                                      registered_model=f"genmat-{c.modality}", score=score)
-            row["model_version"] = version
-        finally:
-            child.end()
+            sampler = self.config.sampler or self.config.generator.sampler
+            row["model_version"] = child.log_model(
+                Path(train["checkpoint"]), name="generator", registered_model=f"genmat-{c.modality}", score=score,
+                predict_params={"n_per_condition": 1, "seed": 0, "steps": sampler.steps,
+                                "guidance": float(sampler.guidance)},
+            )
         self.tracker.log_metrics({m: v for m, v in row.items() if isinstance(v, (int, float)) and np.isfinite(v)},
                                  step=k)
         self.state.history.append(row)
@@ -277,10 +277,14 @@ def open_tracker(config: LoopConfig, *, enabled: bool = True, experiment: str | 
     if not enabled:
         return NullTracker()
     state = LoopState.load(config.workdir / "state.json")
-    run_id = state.tracking.get("parent_run_id")
+    run_id, tracker = state.tracking.get("parent_run_id"), None
     if run_id:
-        tracker = MlflowTracker.attach(run_id)
-    else:
+        try:
+            tracker = MlflowTracker.attach(run_id)
+        except Exception as exc:  # e.g. another tracking store than the one the loop started with
+            log.warning("MLflow run %s of this loop is not in the current store (%s); starting a new run",
+                        run_id, type(exc).__name__)
+    if tracker is None:
         tracker = MlflowTracker.start(experiment or f"genmat-{config.modality}", f"closed loop: {config.workdir.name}")
         tracker.set_description(
             f"genmat closed loop on {config.modality}: workdir `{config.workdir}`; "

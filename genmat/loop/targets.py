@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import torch
 
 
 def held_out_targets(modality, n: int, *, seed: int) -> tuple[pd.DataFrame, object]:
-    """(targets, samples): n target rows (target fields only, plus the held-out
+    """(targets, samples): up to n target rows (those the schema accepts) (target fields only, plus the held-out
     processing for reference under ``ref_`` columns) and the held-out samples."""
     if n < 1:
         raise ValueError(f"n_targets = {n} is outside the allowed range [1, ∞)")
@@ -24,6 +25,16 @@ def held_out_targets(modality, n: int, *, seed: int) -> tuple[pd.DataFrame, obje
     strata = (np.arange(n) + rng.uniform(0.1, 0.9, n)) / n  # one draw per stratum
     processing[first] = f.low + strata * (f.high - f.low)
     samples, rows = modality.simulate(processing, seed=seed)
+    feasible = []
+    for _, row in rows[list(modality.target_fields)].iterrows():
+        try:
+            modality.schema.validate(row.to_dict())
+            feasible.append(True)
+        except ValueError:  # e.g. a property outside the schema's range on a tiny grid
+            feasible.append(False)
+    keep = np.flatnonzero(feasible)
+    processing, rows = processing.iloc[keep].reset_index(drop=True), rows.iloc[keep].reset_index(drop=True)
+    samples = samples[torch.as_tensor(keep, dtype=torch.long)]
     targets = rows[list(modality.target_fields)].copy()
     for c in processing.columns:
         targets[f"ref_{c}"] = processing[c].to_numpy()

@@ -34,19 +34,28 @@ PROPERTY_COLUMNS = ("volume_fraction", "length_px", "E_x_GPa", "E_y_GPa")
 @dataclass(frozen=True)
 class SpinodalConfig:
     grid: int = 32  # pixels per side of a micrograph
-    kappa: float = 0.5  # Cahn–Hilliard gradient coefficient (pixels²): finer structure on small grids
+    # On a 32-pixel cell these keep 2–6 domains per side (characteristic length 8–21 px) and
+    # let every composition in the range decompose by the shortest anneal (τ = 30).
+    kappa: float = 0.4  # Cahn–Hilliard gradient coefficient (pixels²)
+    tau_ref: float = 30.0  # dimensionless time of the shortest, coolest anneal (750 K, 1800 s)
+    noise: float = 0.1  # initial composition fluctuation
     material: sim.TwoPhaseMaterial = field(default_factory=sim.TwoPhaseMaterial)
     checks: MicrographChecks = field(default_factory=MicrographChecks)
     tolerances: Tolerances = field(default_factory=Tolerances)
     n_reference: int = 2  # simulator references per condition for the S2 check
+    # Hashin–Shtrikman bounds hold for statistically isotropic composites; a 32×32 periodic
+    # cell holds a few domains and is measurably anisotropic (mean |E_x − E_y|/E ≈ 5 %), so
+    # simulated cells reach E/E_upper = 1.03 and E/E_lower = 0.90 (512 samples, seed 2).
+    # Targets are rejected outside the bounds widened by this relative margin.
+    feasibility_margin: float = 0.15
     chunk: int = 256  # samples simulated/measured per batch
 
     @property
     def ch(self) -> sim.CahnHilliardConfig:
-        return sim.CahnHilliardConfig(grid=self.grid, kappa=self.kappa)
+        return sim.CahnHilliardConfig(grid=self.grid, kappa=self.kappa, tau_ref=self.tau_ref, noise=self.noise)
 
 
-def _schema(material: sim.TwoPhaseMaterial) -> ConditionSchema:
+def _schema(material: sim.TwoPhaseMaterial, margin: float) -> ConditionSchema:
     ranges = sim.PROCESSING_RANGES
 
     def feasible(cond: dict[str, float]) -> None:
@@ -56,12 +65,13 @@ def _schema(material: sim.TwoPhaseMaterial) -> ConditionSchema:
             return
         phi = float(sim.volume_fraction_from_density(cond["density_g_cm3"], material))
         lo, hi = (float(v) for v in sim.youngs_modulus_bounds(phi, material))
+        lo, hi = lo * (1 - margin), hi * (1 + margin)
         if not lo <= cond["E_GPa"] <= hi:
             raise ConditionError(
                 "E_GPa",
                 cond["E_GPa"],
-                f"[{lo:.1f}, {hi:.1f}] GPa (Hashin–Shtrikman bounds for the volume fraction "
-                f"{phi:.3f} implied by density_g_cm3 = {cond['density_g_cm3']})",
+                f"[{lo:.1f}, {hi:.1f}] GPa (Hashin–Shtrikman bounds ±{margin:.0%} for the volume fraction "
+                f"{phi:.3f} implied by density_g_cm3 = {cond['density_g_cm3']:.4g})",
             )
 
     return ConditionSchema(
@@ -85,7 +95,7 @@ class SpinodalModality:
         config = config or SpinodalConfig()
         self.config = SpinodalConfig(**{**asdict_shallow(config), **overrides})
         self.sample_shape = (1, self.config.grid, self.config.grid)
-        self.schema = _schema(self.config.material)
+        self.schema = _schema(self.config.material, self.config.feasibility_margin)
 
     # ------------------------------------------------------------------ oracle
     def simulator_settings(self) -> dict:
@@ -107,7 +117,7 @@ class SpinodalModality:
             part = processing.iloc[start : start + self.config.chunk]
             samples.append(
                 sim.simulate_spinodal(
-                    part["x_B"].to_numpy(), part["temperature_K"].to_numpy(), part["time_s"].to_numpy(),
+                    *(np.array(part[name], dtype=float) for name in sim.PROCESSING_RANGES),
                     self.config.ch, seed=seed + start, progress=progress,
                 )
             )

@@ -30,6 +30,7 @@ __all__ = ["VERDICTS", "build_report", "summarise"]
 
 VERDICTS = ("hit", "miss", "invalid", "copy", "unscreened")
 _VALIDITY = ("finite_pass", "range_pass", "two_phase_pass", "artefact_pass")
+_DECIMALS = {"E": 1, "density": 3, "k": 1}  # decimals of each property in reasons
 
 
 def _attr(frames: tuple[pd.DataFrame, ...], key: str, default):
@@ -56,10 +57,11 @@ def _property_message(row: pd.Series, prop: str, tolerances: Tolerances) -> str:
     if not math.isfinite(measured):
         return f"{prop} could not be measured (simulator gave {measured})"
     tol = f"tolerance {100 * tolerances.of(prop):g} %"
+    m, t = (f"{v:.{_DECIMALS[prop]}f} {unit}" for v in (measured, target))
     if abs(rel) <= tolerances.of(prop):
-        return f"{prop} {measured:.4g} {unit} within {100 * abs(rel):.1f} % of target {target:.4g} {unit} ({tol})"
+        return f"{prop} {m} within {100 * abs(rel):.1f} % of target {t} ({tol})"
     side = "above" if rel > 0 else "below"
-    return f"{prop} {measured:.4g} {unit} is {100 * abs(rel):.1f} % {side} target {target:.4g} {unit} ({tol})"
+    return f"{prop} {m} is {100 * abs(rel):.1f} % {side} target {t} ({tol})"
 
 
 def _invalid_reasons(row: pd.Series, checks: MicrographChecks) -> list[str]:

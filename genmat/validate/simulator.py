@@ -55,13 +55,16 @@ def simulator_check(
     *,
     threshold: float = 0.0,
     tol: float = 1e-4,
+    dtype: torch.dtype = torch.float64,
 ) -> pd.DataFrame:
     """Measured properties of candidate micrographs against their targets, one row each.
 
     ``samples``: order parameter c, ``(B, 1, N, N)`` (phase B where c > ``threshold``).
     ``targets``: B rows with any of the columns ``E_GPa``, ``density_g_cm3``,
     ``k_W_mK`` (NaN or a missing column = not targeted; targets must be > 0).
-    ``tol``: homogenisation tolerance passed to ``micrograph_properties``.
+    ``tol``: homogenisation tolerance passed to ``micrograph_properties``. ``dtype``:
+    precision of the homogenisation; float64 (default) reproduces single-phase moduli
+    to round-off, float32 is ≈ 3× faster on CPU with ≈ 1e-6 relative error.
 
     Columns: ``sim_volume_fraction``, ``sim_length_px`` (pixels), ``sim_E_GPa``,
     ``sim_E_x_GPa``, ``sim_E_y_GPa``, ``sim_density_g_cm3``, ``sim_k_W_mK``; for each
@@ -82,7 +85,7 @@ def simulator_check(
     if not bool(torch.isfinite(c).all()):
         raise ValidateInputError("samples", "non-finite values", "finite values (run physics_checks first)")
 
-    props = micrograph_properties(c, material, threshold=threshold, tol=tol)
+    props = micrograph_properties(c.to(dtype), material, threshold=threshold, tol=tol)
     frame = pd.DataFrame(
         {
             f"sim_{key}": props[key].detach().double().cpu().numpy()

@@ -30,6 +30,15 @@ from genmat.sim import (
 R = 8.314462618
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small FFTs: one thread is as fast and far steadier on a shared 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def test_dimensionless_time_anchor_and_arrhenius():
     cfg = CahnHilliardConfig()
     assert dimensionless_time(750.0, 1800.0, cfg).item() == pytest.approx(60.0, rel=1e-12)
@@ -46,15 +55,15 @@ def test_dimensionless_time_anchor_and_arrhenius():
 def test_linear_growth_rate_matches_theory():
     # Small sinusoidal perturbation of a uniform state grows as exp(ω τ),
     # ω = k² (1 − 3 c̄² − κ k²) (linearised Cahn–Hilliard).
-    n, c_bar, kappa, tau = 32, 0.2, 1.0, 8.0
+    n, c_bar, kappa, tau = 32, 0.2, 1.0, 4.0
     modes = (2, 3, 5)
     x = torch.arange(n, dtype=torch.float64)
     k = torch.tensor([2 * math.pi * m / n for m in modes], dtype=torch.float64)
     c0 = c_bar + 1e-6 * torch.cos(k[:, None, None] * x[None, None, :]).expand(len(modes), n, n)
-    # The scheme is first order in Δτ (error ≈ 0.5 % here at Δτ = 0.008 without the
+    # The scheme is first order in Δτ (error ≈ 0.4 % here at Δτ = 0.01 without the
     # stabiliser, which adds an O(Δτ A k²) lag of its own).
     cfg = CahnHilliardConfig(kappa=kappa, stabiliser=0.0)
-    c = evolve(c0, torch.full((len(modes),), tau), cfg, n_steps=1000)
+    c = evolve(c0, torch.full((len(modes),), tau), cfg, n_steps=400)
     spec = torch.fft.rfft2(c - c_bar)
     growth = torch.stack([spec[i, 0, m].abs() for i, m in enumerate(modes)]) / (n * n / 2) / 1e-6
     omega = k**2 * (1 - 3 * c_bar**2 - kappa * k**2)

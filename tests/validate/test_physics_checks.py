@@ -19,13 +19,14 @@ from genmat.validate import (
 )
 
 CFG = CahnHilliardConfig(grid=32)
-# A spread over PROCESSING_RANGES (x_B 0.30–0.70, 750–900 K, 1800–5400 s), away from the
-# still-decomposing corner (τ ≈ 60 at x_B ≈ 0.3 / 0.7).
+# A spread over PROCESSING_RANGES (x_B 0.30–0.70, 750–900 K, 1800–5400 s; τ 60–447), away
+# from the still-decomposing corner (τ ≈ 60 at x_B ≈ 0.3 / 0.7) and from τ > 450 (slow to
+# simulate here; MicrographChecks documents the calibration over the whole range).
 CONDITIONS = pd.DataFrame(
     {
         "x_B": [0.32, 0.40, 0.50, 0.50, 0.60, 0.68, 0.45, 0.55],
         "temperature_K": [900.0, 800.0, 750.0, 850.0, 900.0, 825.0, 875.0, 775.0],
-        "time_s": [5400.0, 3600.0, 1800.0, 2700.0, 4000.0, 5400.0, 2000.0, 4500.0],
+        "time_s": [2700.0, 3600.0, 1800.0, 2700.0, 1800.0, 5400.0, 2000.0, 4500.0],
     }
 )
 

@@ -1,0 +1,544 @@
+"""genmat benchmarks (``make bench``): throughput, solver iterations, sampler quality vs
+steps and the demo loop's hit rate. Writes ``<out>/results.json``, ``<out>/results.md``
+and PNG plots.
+
+Speeds are ratios against a baseline measured side by side in the same process
+(batched vs one at a time; CG vs the basic fixed point): each pair is warmed up, then
+timed in alternating order, and the median of the repeats is reported. Absolute
+seconds depend on the machine and on whatever else runs on it.
+
+    python -m benchmarks.run                 # full run, ≈ 10 min on 2 CPU cores
+    python -m benchmarks.run --quick         # seconds-long smoke version
+    python -m benchmarks.run --device cuda --workdir runs/demo --out bench_results
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from benchmarks import report
+from benchmarks.timing import measure, median, sync
+
+log = logging.getLogger("benchmarks")
+
+METHODS = ("euler", "heun", "ddim")
+STEPS = (1, 2, 4, 10, 20, 50)
+GUIDANCE = 2.0
+HISTORY_COLUMNS = (
+    "iteration", "hit_rate", "simulator_calls", "simulator_calls_total", "simulator_calls_per_hit",
+    "candidates_per_hit", "E_mape", "density_mape", "physics_pass_rate", "train_seconds",
+)
+#: One processing condition for every simulator sample, batched or not (mid-range);
+#: the quick run anneals at the low corner (τ = 60 instead of ≈ 290 time steps).
+SIM_CONDITION = {"x_B": 0.5, "temperature_K": 825.0, "time_s": 3600.0}
+QUICK_SIM_CONDITION = {"x_B": 0.5, "temperature_K": 750.0, "time_s": 1800.0}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Sizes of one benchmark run; ``quick()`` is the seconds-long smoke version."""
+
+    sim_batch: int = 256
+    sim_condition: tuple[tuple[str, float], ...] = tuple(SIM_CONDITION.items())
+    sim_loop: int = 16
+    repeats: int = 3
+    iter_samples: int = 64  # spinodal micrographs for the solver-iteration comparison
+    sample_batch: int = 64
+    methods: tuple[str, ...] = METHODS
+    steps: tuple[int, ...] = STEPS
+    sample_budget_s: float = 6.0  # timed seconds per sampler setting before repeats stop
+    train_samples: int = 256  # fallback generator when the workdir has no checkpoint
+    train_steps: int = 200
+    train_batch: int = 32
+    quick: bool = False
+
+    @classmethod
+    def quick_settings(cls) -> "Settings":
+        return cls(sim_batch=32, sim_loop=4, sim_condition=tuple(QUICK_SIM_CONDITION.items()), repeats=2,
+                   iter_samples=4, sample_batch=8, steps=(1, 2, 4), sample_budget_s=1.0, train_samples=16,
+                   train_steps=3, train_batch=8, quick=True)
+
+
+# ---------------------------------------------------------------------------- header
+def machine_info(device: torch.device) -> dict:
+    info = {
+        "timestamp_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "hostname": platform.node(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "device": str(device),
+        "cuda_available": torch.cuda.is_available(),
+        "cuda_device": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+    }
+    try:
+        import genmat
+
+        info["genmat"] = getattr(genmat, "__version__", None)
+        root = Path(genmat.__file__).resolve().parents[1]
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=10)
+        info["git_commit"] = out.stdout.strip() or None
+    except Exception:  # noqa: BLE001 - the header is informative only
+        info.setdefault("git_commit", None)
+    return info
+
+
+# ------------------------------------------------------------------------ simulator
+def bench_simulator(s: Settings, device: torch.device) -> tuple[dict, torch.Tensor]:
+    """Cahn–Hilliard samples/s: one call with B samples vs a Python loop of single calls."""
+    from genmat.sim import CahnHilliardConfig, dimensionless_time, simulate_spinodal
+
+    cfg = CahnHilliardConfig(grid=32, kappa=0.5)  # the demo's (SpinodalConfig)
+    cond = dict(s.sim_condition)
+    out: dict[str, torch.Tensor] = {}
+
+    def batched() -> None:
+        xb = torch.full((s.sim_batch,), cond["x_B"], dtype=torch.float64, device=device)
+        out["c"] = simulate_spinodal(xb, cond["temperature_K"], cond["time_s"], cfg, seed=0, device=device)
+
+    def one_at_a_time() -> None:
+        for i in range(s.sim_loop):
+            simulate_spinodal(cond["x_B"], cond["temperature_K"], cond["time_s"], cfg, seed=i, device=device)
+
+    times = measure({"batched": batched, "loop": one_at_a_time}, device, repeats=s.repeats)
+    tau = float(dimensionless_time(cond["temperature_K"], cond["time_s"], cfg)[0])
+    res = {
+        "config": {"grid": cfg.grid, "kappa": cfg.kappa, **cond, "tau": tau,
+                   "time_steps": math.ceil(tau / cfg.dt_max - 1e-9)},
+        "batch_size": s.sim_batch,
+        "n_loop": s.sim_loop,
+        "batched_seconds": times["batched"],
+        "loop_seconds": times["loop"],
+        "batched_samples_per_s": s.sim_batch / median(times["batched"]),
+        "loop_samples_per_s": s.sim_loop / median(times["loop"]),
+    }
+    res["speedup"] = res["batched_samples_per_s"] / res["loop_samples_per_s"]
+    return res, out["c"]
+
+
+# ------------------------------------------------------------------ homogenisation
+def bench_homogenisation_throughput(s: Settings, device: torch.device, c: torch.Tensor) -> dict:
+    """micrograph_properties samples/s on the simulator's batch vs one micrograph at a time."""
+    from genmat.sim import micrograph_properties
+
+    c = c.to(device)
+    out: dict[str, dict] = {}
+
+    def batched() -> None:
+        out["props"] = micrograph_properties(c)
+
+    def one_at_a_time() -> None:
+        for i in range(s.sim_loop):
+            micrograph_properties(c[i : i + 1])
+
+    times = measure({"batched": batched, "loop": one_at_a_time}, device, repeats=s.repeats)
+    iters = out["props"]["homogenisation_iterations"].double().cpu()
+    res = {
+        "batch_size": int(c.shape[0]),
+        "n_loop": s.sim_loop,
+        "batched_seconds": times["batched"],
+        "loop_seconds": times["loop"],
+        "batched_samples_per_s": c.shape[0] / median(times["batched"]),
+        "loop_samples_per_s": s.sim_loop / median(times["loop"]),
+        "iterations_mean": float(iters.mean()),
+        "iterations_max": int(iters.max()),
+    }
+    res["speedup"] = res["batched_samples_per_s"] / res["loop_samples_per_s"]
+    return res
+
+
+def _spinodal_phases(n: int, device: torch.device, seed: int = 7) -> torch.Tensor:
+    """Phase maps of n spinodal micrographs over the whole processing box (demo config)."""
+    from genmat.sim import PROCESSING_RANGES, CahnHilliardConfig, phase_map, simulate_spinodal
+
+    rng = np.random.default_rng(seed)
+    p = {k: torch.as_tensor(rng.uniform(*PROCESSING_RANGES[k], size=n), device=device) for k in PROCESSING_RANGES}
+    c = simulate_spinodal(p["x_B"], p["temperature_K"], p["time_s"], CahnHilliardConfig(grid=32, kappa=0.5),
+                          seed=seed, device=device)
+    return phase_map(c)
+
+
+def bench_solver_iterations(s: Settings, device: torch.device) -> list[dict]:
+    """Iterations (and seconds) to converge: CG vs the basic Moulinec–Suquet fixed point,
+    elastic and thermal, at the default and at a high phase contrast."""
+    from genmat.sim import TwoPhaseMaterial, homogenise_conductivity, homogenise_elastic
+
+    phase = _spinodal_phases(s.iter_samples, device)
+    default = TwoPhaseMaterial()
+    high = TwoPhaseMaterial(E_B_GPa=2000.0, k_B_W_mK=7000.0)
+    cases = [
+        ("elastic", "default", default),
+        ("elastic", "high contrast", high),
+        ("conductivity", "default", default),
+        ("conductivity", "high contrast", high),
+    ]
+    rows = []
+    for kind, label, mat in tqdm(cases, desc="homogenisation solvers", leave=False):
+        if kind == "elastic":
+            contrast = max(mat.E_B_GPa, mat.E_A_GPa) / min(mat.E_B_GPa, mat.E_A_GPa)
+            runs = {sv: (lambda sv=sv: homogenise_elastic(phase, mat, solver=sv)) for sv in ("cg", "basic")}
+        else:
+            contrast = max(mat.k_B_W_mK, mat.k_A_W_mK) / min(mat.k_B_W_mK, mat.k_A_W_mK)
+            runs = {sv: (lambda sv=sv: homogenise_conductivity(phase, mat.k_A_W_mK, mat.k_B_W_mK, solver=sv))
+                    for sv in ("cg", "basic")}
+        results = {}
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RuntimeWarning)
+            for sv, fn in runs.items():
+                results[sv] = fn()
+        times = measure(runs, device, repeats=max(1, s.repeats - 1), warmup=0)
+        row = {"case": f"{kind}, {label} (×{contrast:.3g})", "kind": kind, "material": label,
+               "contrast": contrast, "n_samples": int(phase.shape[0]),
+               "non_converged_warnings": sum(issubclass(w.category, RuntimeWarning) for w in caught)}
+        for sv, r in results.items():
+            it = r.iterations.double().cpu()
+            row[f"{sv}_iterations_mean"] = float(it.mean())
+            row[f"{sv}_iterations_median"] = float(it.median())
+            row[f"{sv}_iterations_max"] = int(it.max())
+            row[f"{sv}_residual_max"] = float(r.residual.max())
+            row[f"{sv}_seconds"] = median(times[sv])
+        eff = {sv: (r.stiffness if kind == "elastic" else r.conductivity).double().cpu() for sv, r in results.items()}
+        row["max_rel_difference"] = float(((eff["cg"] - eff["basic"]).abs().amax(dim=(1, 2))
+                                           / eff["basic"].abs().amax(dim=(1, 2))).max())
+        row["iteration_ratio"] = row["basic_iterations_mean"] / row["cg_iterations_mean"]
+        row["time_ratio"] = row["basic_seconds"] / row["cg_seconds"]
+        rows.append(row)
+    return rows
+
+
+# ----------------------------------------------------------------------- sampling
+def _newest_checkpoint(workdir: Path) -> Path | None:
+    found = sorted(Path(workdir).glob("iter_*/model.ckpt"))
+    return found[-1] if found else None
+
+
+def _train_tiny(s: Settings, device: torch.device, tmp: Path) -> Path:
+    """A small generator trained for timing only (the quality numbers then mean little)."""
+    from genmat.loop.closed_loop import default_generator
+    from genmat.loop.steps import SimulateParams, TrainParams, simulate_step, train_step
+    from genmat.train import TrainConfig
+
+    dataset, ckpt = tmp / "dataset", tmp / "model.ckpt"
+    log.info("no checkpoint in the workdir: simulating %d samples and training %d steps in %s",
+             s.train_samples, s.train_steps, tmp)
+    simulate_step(SimulateParams(dataset=dataset, n=s.train_samples, seed=0), progress=False)
+    train = TrainConfig(steps=s.train_steps, batch_size=s.train_batch, warmup_steps=min(100, max(1, s.train_steps // 5)),
+                        checkpoint_every=max(s.train_steps, 1), log_every=max(1, min(25, s.train_steps)),
+                        device=str(device))
+    train_step(TrainParams(dataset=dataset, checkpoint=ckpt, generator=default_generator(), train=train),
+               progress=not s.quick)
+    return ckpt
+
+
+def bench_sampling(s: Settings, device: torch.device, workdir: Path) -> dict:
+    """Seconds/sample, network evaluations and physics-check quality against solver steps."""
+    from genmat.generate import Generator, SamplerConfig
+    from genmat.loop.targets import held_out_targets
+    from genmat.modalities import get_modality
+
+    modality = get_modality("spinodal")
+    ckpt = _newest_checkpoint(workdir)
+    source = "workdir"
+    with tempfile.TemporaryDirectory(prefix="genmat-bench-") as tmp:
+        if ckpt is None:
+            t0 = time.perf_counter()
+            ckpt = _train_tiny(s, device, Path(tmp))
+            source = (f"trained here: {s.train_samples} samples, {s.train_steps} steps of batch {s.train_batch}, "
+                      f"{time.perf_counter() - t0:.0f} s")
+        g = Generator.from_checkpoint(ckpt, device=device)
+        ckpt_label = str(ckpt) if source == "workdir" else "temporary checkpoint"
+    targets, _ = held_out_targets(modality, s.sample_batch, seed=20240)
+    conditions = targets[list(modality.target_fields)].reset_index(drop=True)
+    values, mask = g.schema.encode(conditions)
+
+    net = getattr(g.model, "net", g.model)
+    calls = {"n": 0, "rows": 0}
+
+    def count(_module, args):
+        calls["n"] += 1
+        calls["rows"] += int(args[0].shape[0])
+
+    handle = net.register_forward_pre_hook(count)
+    rows = []
+    configs = [(m, st) for m in s.methods for st in s.steps]
+    try:
+        for method in s.methods:  # warm-up: one 1-step run per method
+            g.sample(values, mask, sampler=SamplerConfig(steps=1, method=method, guidance=GUIDANCE),
+                     batch_size=s.sample_batch)
+        sync(device)
+        for method, steps in tqdm(configs, desc="sampler sweep", leave=False):
+            sampler = SamplerConfig(steps=steps, method=method, guidance=GUIDANCE)
+            out: dict[str, torch.Tensor] = {}
+
+            def run() -> None:
+                calls["n"] = calls["rows"] = 0
+                out["x"] = g.sample(values, mask, sampler=sampler, seed=0, batch_size=s.sample_batch)
+
+            times = measure({"run": run}, device, repeats=s.repeats, warmup=0, budget_s=s.sample_budget_s)
+            checks = modality.physics_checks(out["x"], conditions)
+            nfe_formula = 2 * steps - 1 if method == "heun" else steps
+            sec = median(times["run"])
+            rows.append({
+                "method": method,
+                "steps": steps,
+                "network_evals": calls["n"],
+                "network_evals_formula": nfe_formula,
+                "net_batch": calls["rows"] // max(1, calls["n"]),
+                "seconds_per_sample": sec / s.sample_batch,
+                "samples_per_s": s.sample_batch / sec,
+                "repeats": len(times["run"]),
+                "physics_pass_rate": float(checks["physics_pass"].mean()),
+                "two_phase_pass_rate": float(checks["two_phase_pass"].mean()) if "two_phase_pass" in checks else None,
+                "vf_pass_rate": float(checks["vf_pass"].mean()) if "vf_pass" in checks else None,
+                "vf_abs_error_mean": float(np.nanmean(np.abs(checks["vf_error"].to_numpy(dtype=float)))),
+            })
+    finally:
+        handle.remove()
+    return {
+        "checkpoint": ckpt_label,
+        "checkpoint_source": source,
+        "generator_step": g.step,
+        "n_parameters": g.n_parameters,
+        "batch_size": s.sample_batch,
+        "guidance": GUIDANCE,
+        "targets": "held-out simulated property vectors (E_GPa, density_g_cm3), genmat.loop.targets, seed 20240",
+        "rows": rows,
+    }
+
+
+# ---------------------------------------------------------------------- demo loop
+def read_history(workdir: Path) -> dict:
+    path = Path(workdir) / "history.csv"
+    if not path.exists():
+        return {"available": False, "path": str(path), "rows": []}
+    df = pd.read_csv(path)
+    cols = [c for c in HISTORY_COLUMNS if c in df.columns]
+    rows = json.loads(df[cols].to_json(orient="records"))
+    return {"available": True, "path": str(path), "columns": cols, "rows": rows}
+
+
+# ------------------------------------------------------------------------ writing
+def write_markdown(results: dict, out: Path) -> Path:
+    m = results["machine"]
+    lines = [
+        "# genmat benchmarks" + (" (quick smoke run)" if results["quick"] else ""),
+        "",
+        f"- when: {m['timestamp_utc']}; took {results['total_seconds']:.0f} s ("
+        + ", ".join(f"{k} {v:.0f} s" for k, v in results["section_seconds"].items()) + ")",
+        f"- machine: {m['cpu_count']} CPU cores (torch threads {m['torch_threads']}, 1-min load average "
+        f"{report.fmt(m['load_average_1min'])}), {m['platform']}, Python {m['python']}",
+        f"- torch {m['torch']}, device **{m['device']}**" + (f" ({m['cuda_device']})" if m["cuda_device"] else "")
+        + f"; genmat commit {m.get('git_commit') or '–'}",
+        "",
+        "Speeds are ratios against a baseline timed side by side in the same process (warm-up, "
+        "alternating order, median of the repeats); absolute seconds depend on the machine and its load.",
+        "",
+    ]
+
+    sim = results["simulator"]
+    c = sim["config"]
+    lines += [
+        "## 1. Simulator throughput (Cahn–Hilliard)",
+        "",
+        f"grid {c['grid']}, κ = {c['kappa']}; every sample at x_B = {c['x_B']}, T = {c['temperature_K']} K, "
+        f"t = {c['time_s']} s (τ = {c['tau']:.0f}, {c['time_steps']} time steps).",
+        "",
+    ]
+    hom = results["homogenisation"]
+    tp = [
+        {"what": "simulate_spinodal", "loop": f"{sim['n_loop']} × B=1", "batched": f"B={sim['batch_size']}",
+         "loop_sps": sim["loop_samples_per_s"], "batched_sps": sim["batched_samples_per_s"], "ratio": sim["speedup"]},
+        {"what": "micrograph_properties", "loop": f"{hom['n_loop']} × B=1", "batched": f"B={hom['batch_size']}",
+         "loop_sps": hom["loop_samples_per_s"], "batched_sps": hom["batched_samples_per_s"], "ratio": hom["speedup"]},
+    ]
+    cols = ["what", "loop", "loop_sps", "batched", "batched_sps", "ratio"]
+    heads = ["", "one at a time", "samples/s", "batched", "samples/s", "speed-up (batched / one at a time)"]
+    lines += [report.table(tp[:1], cols, heads), "", "![throughput](throughput.png)", ""]
+
+    lines += [
+        "## 2. Homogenisation",
+        "",
+        "Throughput of `micrograph_properties` (elastic + thermal CG, density) on the micrographs of §1 "
+        f"(batched: all solved together, so the batch runs until its slowest sample converges; mean "
+        f"{hom['iterations_mean']:.1f}, max {hom['iterations_max']} iterations elastic + thermal):",
+        "",
+        report.table(tp[1:], cols, heads),
+        "",
+        f"Iterations to the equilibrium tolerance (1e-4) on {results['solvers'][0]['n_samples']} spinodal "
+        "micrographs drawn over the whole processing box; high contrast = `TwoPhaseMaterial(E_B_GPa=2000, "
+        "k_B_W_mK=7000)`:",
+        "",
+        report.table(
+            results["solvers"],
+            ["case", "basic_iterations_mean", "basic_iterations_max", "cg_iterations_mean", "cg_iterations_max",
+             "iteration_ratio", "basic_seconds", "cg_seconds", "time_ratio", "max_rel_difference"],
+            ["case (contrast)", "basic: mean it.", "basic: max", "CG: mean it.", "CG: max", "iterations basic/CG",
+             "basic s", "CG s", "time basic/CG", "max rel. diff CG vs basic"],
+        ),
+        "",
+        "![iterations](homogenisation_iterations.png)",
+        "",
+    ]
+
+    smp = results["sampling"]
+    lines += [
+        "## 3. Sampling time and quality vs steps",
+        "",
+        f"Generator: {smp['checkpoint']} ({smp['checkpoint_source']}; {smp['n_parameters']:,} parameters, "
+        f"{smp['generator_step']} training steps). Batch of {smp['batch_size']} conditioned on {smp['targets']}; "
+        f"classifier-free guidance w = {smp['guidance']} (conditional and unconditional branches in one batch, "
+        "hence net batch = 2 × batch). Network evaluations are counted with a hook on the network "
+        "(formula: euler/ddim = steps, heun = 2·steps − 1). Quality: the spinodal modality's physics checks "
+        "against the targets (vf error = |φ − φ implied by the target density|).",
+        "",
+        report.table(
+            smp["rows"],
+            ["method", "steps", "network_evals", "net_batch", "seconds_per_sample", "samples_per_s",
+             "physics_pass_rate", "two_phase_pass_rate", "vf_pass_rate", "vf_abs_error_mean"],
+            ["method", "steps", "network evals", "net batch", "s / sample", "samples / s", "physics pass",
+             "two-phase pass", "vf pass", "mean abs vf error"],
+        ),
+        "",
+        "![sampling](sampling_vs_steps.png)",
+        "",
+    ]
+
+    hist = results["loop"]
+    lines += ["## 4. Demo loop hit rate per iteration", ""]
+    if hist["available"]:
+        lines += [f"From `{hist['path']}`:", "", report.table(hist["rows"], hist["columns"]), "",
+                  "![hit rate](loop_hit_rate.png)", ""]
+    else:
+        lines += [f"No `{hist['path']}`: run `make demo` first (or pass `--workdir` of a finished loop).", ""]
+
+    path = out / "results.md"
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text("\n".join(lines))
+    tmp.replace(path)
+    return path
+
+
+def write_json(results: dict, out: Path) -> Path:
+    path = out / "results.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=2, default=_jsonable))
+    tmp.replace(path)
+    return path
+
+
+def _jsonable(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, (Path, torch.device)):
+        return str(o)
+    return str(o)
+
+
+# --------------------------------------------------------------------------- main
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.run",
+        description="genmat benchmarks: simulator and homogenisation throughput (batched vs one at a time), "
+        "CG vs basic FFT solver iterations, sampling time and physics-check quality vs solver steps, and "
+        "the demo loop's hit rate per iteration. Writes results.json, results.md and PNG plots.",
+    )
+    p.add_argument("--out", type=Path, default=Path("bench_results"), help="output folder (default: bench_results)")
+    p.add_argument("--quick", action="store_true", help="seconds-long smoke version with tiny sizes")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="auto = CUDA when present, else CPU (default: auto)")
+    p.add_argument("--workdir", type=Path, default=Path("runs/demo"),
+                   help="a demo loop's workdir: its newest iter_*/model.ckpt and history.csv are read "
+                   "(default: runs/demo)")
+    p.add_argument("--repeats", type=int, default=None, help="timed repeats per measurement (default 3; quick 2)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    args = p.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        p.error("--device cuda: no CUDA device is available here")
+    if args.repeats is not None and args.repeats < 1:
+        p.error(f"--repeats={args.repeats}: allowed range is >= 1")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if args.device == "auto" else args.device))
+    s = Settings.quick_settings() if args.quick else Settings()
+    if args.repeats is not None:
+        s = replace(s, repeats=args.repeats)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    results: dict = {"quick": s.quick, "machine": machine_info(device), "settings": asdict(s)}
+    log.info("benchmarks on %s (%s cores, torch %s)%s -> %s", device, os.cpu_count(), torch.__version__,
+             " [quick]" if s.quick else "", out)
+
+    seconds: dict[str, float] = {}
+    sections = tqdm(total=4, desc="benchmarks", unit="section")
+
+    def timed(name: str, fn):
+        t0 = time.perf_counter()
+        value = fn()
+        seconds[name] = time.perf_counter() - t0
+        sections.update()
+        return value
+
+    log.info("1/4 simulator throughput: B=%d vs %d one at a time", s.sim_batch, s.sim_loop)
+    results["simulator"], micrographs = timed("simulator", lambda: bench_simulator(s, device))
+
+    log.info("2/4 homogenisation: throughput and CG vs basic iterations")
+    results["homogenisation"], results["solvers"] = timed("homogenisation", lambda: (
+        bench_homogenisation_throughput(s, device, micrographs), bench_solver_iterations(s, device)))
+
+    log.info("3/4 sampling time and quality vs steps (%s × %s)", ",".join(s.methods), list(s.steps))
+    results["sampling"] = timed("sampling", lambda: bench_sampling(s, device, args.workdir))
+
+    log.info("4/4 demo loop history from %s", args.workdir)
+    results["loop"] = timed("loop", lambda: read_history(args.workdir))
+    sections.close()
+    results["section_seconds"] = seconds
+
+    plots = [
+        report.throughput_plot(results["simulator"], results["homogenisation"], out / "throughput.png"),
+        report.iterations_plot(results["solvers"], out / "homogenisation_iterations.png"),
+        report.sampling_plot(results["sampling"]["rows"], out / "sampling_vs_steps.png"),
+    ]
+    if results["loop"]["available"] and results["loop"]["rows"]:
+        plots.append(report.hit_rate_plot(results["loop"]["rows"], out / "loop_hit_rate.png"))
+    results["plots"] = [p.name for p in plots]
+    results["total_seconds"] = time.perf_counter() - t_start
+    write_json(results, out)
+    md = write_markdown(results, out)
+    log.info("wrote %s, %s and %d plots in %.0f s", out / "results.json", md, len(plots), results["total_seconds"])
+    return results
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,55 @@
+"""Shared fixtures: every test gets its own MLflow store; Prefect runs on one
+temporary server for the whole session (only for tests that ask for it)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+# Busy-waiting OpenMP threads stall small FFT loops badly when the 2 cores are shared
+# (e.g. with the Prefect server thread); passive waiting keeps the suite's time steady.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_mlflow(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def tiny_loop_config(workdir, **overrides):
+    """A closed loop small enough for a test: 16×16 micrographs, a handful of steps."""
+    from genmat.generate import GeneratorConfig, SamplerConfig
+    from genmat.loop import LoopConfig
+    from genmat.nn import UNetConfig
+    from genmat.train import TrainConfig
+
+    settings = dict(
+        workdir=workdir,
+        modality_options={"grid": 16},
+        initial_samples=32,
+        n_targets=2,
+        max_iterations=2,
+        first_train_steps=4,
+        next_train_steps=2,
+        n_candidates=3,
+        n_simulate=1,
+        acquire_per_target=2,
+        generator=GeneratorConfig(
+            unet=UNetConfig(base_channels=8, channel_mults=(1, 2), embed_dim=32),
+            sampler=SamplerConfig(steps=2, method="euler"),
+        ),
+        train=TrainConfig(batch_size=8, warmup_steps=1, log_every=1, checkpoint_every=2),
+    )
+    settings.update(overrides)
+    return LoopConfig(**settings)

@@ -1,0 +1,93 @@
+"""The command line as a user meets it: --help everywhere, one clear line and exit
+code 2 for bad input, nothing written on failure."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+COMMANDS = ["simulate", "train", "design", "validate", "loop", "serve"]
+
+
+def genmat(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "genmat.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
+
+
+def test_help_lists_every_command():
+    out = genmat("--help")
+    assert out.returncode == 0
+    for cmd in COMMANDS:
+        assert cmd in out.stdout
+
+
+@pytest.mark.parametrize("cmd", COMMANDS)
+def test_every_command_has_help(cmd):
+    out = genmat(cmd, "--help")
+    assert out.returncode == 0, out.stderr
+    assert "Usage" in out.stdout
+
+
+def _one_line_error(out, *needles):
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    lines = [line for line in out.stderr.strip().splitlines() if line.strip()]
+    assert "Traceback" not in out.stderr
+    text = " ".join(lines)
+    for needle in needles:
+        assert needle in text, text
+
+
+def test_design_target_out_of_range_names_field_and_range(tmp_path):
+    ckpt = tmp_path / "model.ckpt"
+    ckpt.write_bytes(b"")  # never read: the target is rejected first
+    out = genmat("design", "--checkpoint", str(ckpt), "-t", "E_GPa=999", "-t", "density_g_cm3=2.9",
+                 "--out", str(tmp_path / "out"), cwd=tmp_path)
+    _one_line_error(out, "E_GPa", "999", "[90, 300]")
+    assert not (tmp_path / "out").exists()
+
+
+def test_design_unknown_field_lists_known_ones(tmp_path):
+    ckpt = tmp_path / "model.ckpt"
+    ckpt.write_bytes(b"")
+    out = genmat("design", "--checkpoint", str(ckpt), "-t", "hardness_HV=300", cwd=tmp_path)
+    _one_line_error(out, "hardness_HV", "E_GPa")
+
+
+def test_design_infeasible_modulus_for_density(tmp_path):
+    ckpt = tmp_path / "model.ckpt"
+    ckpt.write_bytes(b"")
+    # density 2.80 g/cm³ → φ ≈ 0.2: a 290 GPa modulus is far above the Hashin–Shtrikman bound
+    out = genmat("design", "--checkpoint", str(ckpt), "-t", "E_GPa=290", "-t", "density_g_cm3=2.80", cwd=tmp_path)
+    _one_line_error(out, "E_GPa", "Hashin")
+
+
+def test_simulate_rejects_bad_processing_file_and_writes_nothing(tmp_path):
+    bad = tmp_path / "processing.csv"
+    bad.write_text("x_B,temperature_K,time_s\n0.5,2000,3600\n")
+    out = genmat("simulate", "--dataset", str(tmp_path / "ds"), "--processing", str(bad), cwd=tmp_path)
+    _one_line_error(out, "temperature_K", "2000", "[750, 900]")
+    assert not (tmp_path / "ds" / "manifest.json").exists() or not any((tmp_path / "ds" / "shards").glob("*"))
+
+
+def test_simulate_rejects_nonpositive_count(tmp_path):
+    out = genmat("simulate", "--dataset", str(tmp_path / "ds"), "--n", "0", cwd=tmp_path)
+    assert out.returncode == 2 and "n" in out.stderr
+
+
+def test_loop_config_errors_name_the_field(tmp_path):
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"n_targets": 0}))
+    out = genmat("loop", "--config", str(cfg), "--no-prefect", "--no-tracking", cwd=tmp_path)
+    _one_line_error(out, "n_targets", "0")
+    cfg.write_text(json.dumps({"n_candidate": 4}))
+    out = genmat("loop", "--config", str(cfg), "--no-prefect", "--no-tracking", cwd=tmp_path)
+    _one_line_error(out, "n_candidate")
+
+
+def test_train_without_dataset_says_what_to_do(tmp_path):
+    out = genmat("train", "--dataset", str(tmp_path / "missing"), cwd=tmp_path)
+    _one_line_error(out, "does not exist", "genmat simulate")
