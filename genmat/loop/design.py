@@ -89,6 +89,7 @@ def design(
     if prop_fields and selected.any():
         idx = np.flatnonzero(selected)
         checked = modality.simulator_checks(samples[torch.as_tensor(idx)], rep.loc[idx, prop_fields])
+        checked = checked.drop(columns=[c for c in checked.columns if c.startswith("target_")])  # in meta already
         checked.index = idx
         sim = sim.join(checked)
     frames.append(sim)
@@ -100,19 +101,19 @@ def design(
 
 
 def _pick_designs(report: pd.DataFrame) -> pd.DataFrame:
-    """Per target, the simulated candidate that hits, else the one with the smallest error."""
-    sim = report[report["simulated"]].copy()
-    err_cols = [c for c in report.columns if c.endswith("_rel_err")]
-    sim["_err"] = sim[err_cols].max(axis=1) if err_cols else 0.0
-    passed = sim["sim_pass"] if "sim_pass" in sim else pd.Series(False, index=sim.index)
-    sim["hit"] = passed.fillna(False).astype(bool) & sim["physics_pass"].astype(bool)
-    if "novel_pass" in sim:
-        sim["hit"] &= sim["novel_pass"].astype(bool)
-    best = sim.sort_values(["target_id", "hit", "_err"], ascending=[True, False, True]).groupby("target_id").head(1)
-    all_targets = pd.DataFrame({"target_id": sorted(report["target_id"].unique())})
-    designs = all_targets.merge(best.drop(columns="_err"), on="target_id", how="left")
-    designs["hit"] = designs["hit"].fillna(False).astype(bool)
-    return designs
+    """One row per target: the simulated candidate that hits, else the simulated one with
+    the smallest error, else (nothing reached the simulator) the best-ranked candidate,
+    whose ``reason`` says why it failed."""
+    rep = report.copy()
+    err_cols = [c for c in rep.columns if c.endswith("_rel_err")]
+    rep["_err"] = rep[err_cols].abs().max(axis=1) if err_cols else 0.0
+    passed = rep["sim_pass"] if "sim_pass" in rep else pd.Series(False, index=rep.index)
+    rep["hit"] = rep["simulated"].astype(bool) & passed.fillna(False).astype(bool) & rep["physics_pass"].astype(bool)
+    if "novel_pass" in rep:
+        rep["hit"] &= rep["novel_pass"].astype(bool)
+    order = ["target_id", "hit", "simulated", "_err", "screen_rank"]
+    best = rep.sort_values(order, ascending=[True, False, False, True, True]).groupby("target_id").head(1)
+    return best.drop(columns="_err").reset_index(drop=True)
 
 
 def _metrics(report: pd.DataFrame, designs: pd.DataFrame, n_candidates: int) -> dict[str, float]:
@@ -130,7 +131,7 @@ def _metrics(report: pd.DataFrame, designs: pd.DataFrame, n_candidates: int) -> 
     }
     for col in ("E_rel_err", "density_rel_err", "k_rel_err"):
         if col in designs and designs[col].notna().any():
-            metrics[f"{col.replace('_rel_err', '')}_mape"] = float(designs[col].mean())
+            metrics[f"{col.replace('_rel_err', '')}_mape"] = float(designs[col].abs().mean())
     if "sim_E_GPa" in designs and "target_E_GPa" in designs:
         metrics["E_mae_GPa"] = float((designs["sim_E_GPa"] - designs["target_E_GPa"]).abs().mean())
     if "sim_density_g_cm3" in designs and "target_density_g_cm3" in designs:
