@@ -10,7 +10,7 @@ export PREFECT_LOGGING_LEVEL ?= WARNING
 $(BIN)/genmat: pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	# torch first and pinned: an unpinned torch pulls a multi-GB CUDA build (docs/operations.md)
+	# torch first and pinned: an unpinned torch pulls a multi-GB CUDA build (docs/running.md)
 	$(BIN)/pip install -q -c constraints.txt torch
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	@touch $@

@@ -14,6 +14,7 @@ wrapper and samplers.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -151,10 +152,13 @@ class Generator:
             m = mask[start : start + batch_size].to(self.device)
             noise = torch.randn((v.shape[0], *self.sample_shape), generator=gen).to(self.device)
             predict = classifier_free(self.model, v, m, sampler.guidance)
-            x = sample(
-                predict, self.model.path, noise, steps=sampler.steps, method=sampler.method,
-                eta=sampler.eta, generator=gen if self.device.type == "cpu" else None, progress=progress,
-            )
+            autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda"
+                        else contextlib.nullcontext())
+            with autocast:
+                x = sample(
+                    predict, self.model.path, noise, steps=sampler.steps, method=sampler.method,
+                    eta=sampler.eta, generator=gen if self.device.type == "cpu" else None, progress=progress,
+                )
             out.append(x.float().cpu())
         return torch.cat(out)
 

@@ -6,7 +6,7 @@ starts ``prefect server start`` on loopback instead (or reuses ``PREFECT_API_URL
 :func:`serve_flow` serves a flow against it until interrupted::
 
     from pipelines.server import serve_flow
-    from pipelines.loop import closed_loop          # any @flow
+    from pipelines.flows import closed_loop         # any @flow
 
     serve_flow(closed_loop, name="nightly", cron="0 2 * * *")
 """

@@ -6,7 +6,7 @@ novel ones and only the best ``n_simulate`` go to the simulator. The returned
 design of a target is its best simulated candidate, and it is a **hit** when it
 passes the physics checks, is not a copy of training data, and its simulated
 properties are within tolerance of the target. Nothing is hidden: the report has
-a row for every candidate (``screened_out`` when the simulator never saw it), and
+a row for every candidate (verdict ``unscreened`` when the simulator never saw it), and
 the metrics count simulator calls and candidates per hit.
 """
 

@@ -9,6 +9,7 @@ lets Prefect retry a step. The Prefect flows in ``pipelines/`` wrap exactly thes
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -119,13 +120,17 @@ def simulate_step(p: SimulateParams, progress: bool = True) -> dict:
     """Run the oracle on n processing conditions and append them to the dataset."""
     modality = p.build_modality()
     store = open_dataset(p, modality)
-    key = p.batch_key or f"simulate/seed{p.seed}/n{p.n}"
+    if p.processing_file is not None:
+        processing = modality.schema.validate_frame(read_table(p.processing_file))
+        digest = hashlib.sha256(pd.util.hash_pandas_object(processing, index=False).to_numpy().tobytes()).hexdigest()
+        key = p.batch_key or f"simulate/file-{digest[:16]}/seed{p.seed}"
+    else:
+        processing = None
+        key = p.batch_key or f"simulate/seed{p.seed}/n{p.n}"
     if store.has_batch(key):
         log.info("dataset %s already holds batch %r; nothing simulated", p.dataset, key)
         return {"added": 0, "total": len(store), "batch_key": key, "simulator_calls": 0}
-    if p.processing_file is not None:
-        processing = modality.schema.validate_frame(read_table(p.processing_file))
-    else:
+    if processing is None:
         processing = modality.draw_processing(p.n, np.random.default_rng(p.seed))
     samples, rows = modality.simulate(processing, seed=p.seed, progress=progress)
     ids = store.append(samples, rows, provenance="simulated", iteration=p.iteration, source_run=p.source_run, batch_key=key)

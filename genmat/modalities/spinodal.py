@@ -79,7 +79,7 @@ def _schema(material: sim.TwoPhaseMaterial, margin: float) -> ConditionSchema:
             Field("x_B", "", *ranges["x_B"], "processing", "composition, atomic fraction of B"),
             Field("temperature_K", "K", *ranges["temperature_K"], "processing", "anneal temperature"),
             Field("time_s", "s", *ranges["time_s"], "processing", "anneal time"),
-            Field("E_GPa", "GPa", 90.0, 300.0, "property", "effective Young's modulus (plane strain)"),
+            Field("E_GPa", "GPa", 90.0, 300.0, "property", "effective Young's modulus (3-D equivalent of the plane-strain stiffness)"),
             Field("density_g_cm3", "g/cm³", 2.80, 3.12, "property", "density, rule of mixtures"),
             Field("k_W_mK", "W/(m·K)", 130.0, 230.0, "property", "effective thermal conductivity"),
         ),
