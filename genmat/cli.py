@@ -30,6 +30,8 @@ class UsageError(ValueError):
 
 def _setup(verbose: bool) -> None:
     os.environ.setdefault("MPLBACKEND", "Agg")
+    # No telemetry from offline machines (it also races the temporary server's SQLite store).
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("alembic", "mlflow", "httpx", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -194,7 +194,8 @@ def train(
             nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         opt.step()
         with torch.no_grad():
-            decay = min(config.ema_decay, (1 + i) / (10 + i))
+            # from scratch the EMA warms up; a warm start keeps averaging the previous model
+            decay = config.ema_decay if warm_start is not None else min(config.ema_decay, (1 + i) / (10 + i))
             for p_ema, p in zip(ema.parameters(), model.parameters()):
                 p_ema.lerp_(p, 1 - decay)
             for b_ema, b in zip(ema.buffers(), model.buffers()):
