@@ -237,7 +237,7 @@ class ClosedLoop:
         for tid, group in rep.groupby("target_id"):
             idx = group.index[:show]
             titles = [_candidate_title(r) for _, r in rep.loc[idx].iterrows()]
-            fig = self.modality.plot_samples(result.samples[torch.as_tensor(idx)], titles, ncols=show)
+            fig = self.modality.plot_samples(result.samples[torch.tensor(np.array(idx, dtype=np.int64))], titles, ncols=show)
             t = group.iloc[0]
             fig.suptitle(_target_title(t, prefix="target_"), fontsize=8, y=1.02)
             pics.append(plots.save(fig, it_dir / "pictures" / f"samples_target_{tid:02d}.png"))
@@ -245,7 +245,7 @@ class ClosedLoop:
         if len(best):
             idx = (best["target_id"] * per + best["candidate"]).astype(int).to_numpy()
             titles = [f"T{int(r.target_id)} {'HIT' if r.hit else 'miss'}\n" + _candidate_title(r) for r in best.itertuples()]
-            fig = self.modality.plot_samples(result.samples[torch.as_tensor(idx)], titles, ncols=6)
+            fig = self.modality.plot_samples(result.samples[torch.tensor(np.array(idx, dtype=np.int64))], titles, ncols=6)
             pics.append(plots.save(fig, it_dir / "pictures" / "designs.png"))
         fig = plots.target_scatter(result.designs, self.modality.target_fields,
                                    {"E_GPa": 0.05, "density_g_cm3": 0.02, "k_W_mK": 0.05})

@@ -228,7 +228,11 @@ def test_log_model_registers_and_moves_champion_only_on_improvement(
         assert not list(folder.rglob("*.pkl"))
 
     # end to end: load the champion and sample through the fake generator
-    model = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION_ALIAS}")
+    mlflow.set_tracking_uri(store.uri)  # models:/ URIs resolve through the global tracking URI
+    try:
+        model = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION_ALIAS}")
+    finally:
+        mlflow.set_tracking_uri(None)
     out = model.predict(pd.DataFrame({"E_GPa": [1.0, 2.0]}), params={"steps": 7})
     assert out["checkpoint"].tolist() == ["better", "better"]
     assert out["steps"].tolist() == [7, 7]
