@@ -30,13 +30,6 @@ from genmat.sim import (
 R = 8.314462618
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small FFTs: one thread is as fast and far steadier on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_dimensionless_time_anchor_and_arrhenius():

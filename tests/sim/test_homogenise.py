@@ -27,13 +27,6 @@ from genmat.sim import (
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small FFTs: one thread is as fast and far steadier on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 MAT = TwoPhaseMaterial()
 SOLVERS = ["basic", "cg"]
 TIGHT = dict(tol=1e-10, max_iter=2000)
