@@ -245,13 +245,14 @@ def serve(
 
     Uses the Prefect server at PREFECT_API_URL, or starts (and stops) a local one on
     127.0.0.1 when none is set — schedules never fire on Prefect's temporary server.
+    Each scheduled run works in a new time-stamped folder under the config's workdir.
     """
     _setup(verbose)
     from pipelines.flows import closed_loop
     from pipelines.server import serve_flow
 
     cfg = _load_config(config)
-    serve_flow(closed_loop, name=name, cron=cron, parameters={"config": cfg.model_dump(mode="json")})
+    serve_flow(closed_loop, name=name, cron=cron, parameters={"config": cfg.model_dump(mode="json"), "new_workdir": True})
 
 
 def main() -> None:

@@ -118,9 +118,24 @@ def _prefect_tags() -> dict[str, str]:
 
 
 @flow(name="closed_loop")
-def closed_loop(config: LoopConfig = LoopConfig(), tracking: bool = True, experiment: Optional[str] = None) -> dict:
-    """The whole loop: per iteration train → design → (feedback), recorded in MLflow."""
+def closed_loop(
+    config: LoopConfig = LoopConfig(),
+    tracking: bool = True,
+    experiment: Optional[str] = None,
+    new_workdir: bool = False,
+) -> dict:
+    """The whole loop: per iteration train → design → (feedback), recorded in MLflow.
+
+    ``new_workdir``: run in a fresh, time-stamped folder under ``config.workdir`` (what a
+    schedule wants: every scheduled run is a new campaign); otherwise an existing loop in
+    ``config.workdir`` is resumed.
+    """
     logger = get_run_logger()
+    if new_workdir:
+        from datetime import datetime, timezone
+
+        stamp = datetime.now(timezone.utc).strftime("run-%Y%m%dT%H%M%SZ")
+        config = config.model_copy(update={"workdir": config.workdir / stamp})
     tracker = open_tracker(config, enabled=tracking, experiment=experiment, tags=_prefect_tags())
     status = "FAILED"
     try:
