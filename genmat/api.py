@@ -61,7 +61,7 @@ def design(
     if dataset is not None:
         store = DatasetStore.open(dataset)
         training, ids = torch.as_tensor(store.load()), store.table()["sample_id"].to_numpy()
-        surrogate = fit_surrogate(store, mod)
+        surrogate = fit_surrogate(store, mod, training)
     return _design(generator, mod, targets, n_candidates=n, n_simulate=n_simulate, surrogate=surrogate,
                    training_samples=training, training_ids=ids, sampler=sampler, seed=seed)
 

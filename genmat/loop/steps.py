@@ -108,10 +108,12 @@ def _training_tensors(store: DatasetStore, modality):
     return ds.as_tensors()
 
 
-def fit_surrogate(store: DatasetStore, modality) -> PropertySurrogate:
+def fit_surrogate(store: DatasetStore, modality, samples: torch.Tensor | None = None) -> PropertySurrogate:
+    """Fit the screening surrogate on the whole dataset (``samples``: already loaded ones)."""
     table = store.table()
     names = list(modality.target_fields)
-    features = modality.screening_features(torch.as_tensor(store.load()))
+    samples = torch.as_tensor(store.load()) if samples is None else samples
+    features = modality.screening_features(samples)
     return PropertySurrogate.fit(features, table[names].to_numpy(dtype=float), names)
 
 
@@ -173,7 +175,7 @@ def design_step(p: DesignParams, progress: bool = True) -> dict:
     training, ids, surrogate = None, None, None
     if store is not None and len(store):
         training, ids = torch.as_tensor(store.load()), store.table()["sample_id"].to_numpy()
-        surrogate = fit_surrogate(store, modality)
+        surrogate = fit_surrogate(store, modality, training)
     result = design(
         generator, modality, targets, n_candidates=p.n_candidates, n_simulate=p.n_simulate, surrogate=surrogate,
         training_samples=training, training_ids=ids, sampler=p.sampler, seed=p.seed, progress=progress,
