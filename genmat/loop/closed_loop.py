@@ -71,14 +71,14 @@ class LoopConfig(BaseModel):
     workdir: Path = Path("runs/spinodal")
     seed: int = 0
     initial_samples: int = Field(192, ge=16, description="oracle samples before the first iteration")
-    n_targets: int = Field(24, ge=1, description="held-out targets (ignored when targets_file is given)")
+    n_targets: int = Field(32, ge=1, description="held-out targets (ignored when targets_file is given)")
     targets_file: Optional[Path] = None
     max_iterations: int = Field(4, ge=1)
     hit_rate_goal: float = Field(1.0, gt=0, le=1)
     simulation_budget: int = Field(5000, ge=1, description="total oracle calls, initial data included")
     first_train_steps: int = Field(150, ge=1, description="optimiser steps of iteration 0 (from scratch)")
     next_train_steps: int = Field(450, ge=1, description="optimiser steps of each later iteration (warm start)")
-    n_candidates: int = Field(8, ge=1, description="generated candidates per target and iteration")
+    n_candidates: int = Field(4, ge=1, description="generated candidates per target and iteration")
     n_simulate: int = Field(1, ge=1, description="candidates per target sent to the simulator")
     acquire_per_target: int = Field(12, ge=0, description="new simulations near each failing target")
     generator: GeneratorConfig = Field(default_factory=default_generator)
