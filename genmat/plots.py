@@ -14,16 +14,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from genmat.atomic import atomic_write  # noqa: E402
+
 
 def save(fig, path: str | Path, dpi: int = 120) -> Path:
     """Write a figure to PNG atomically and close it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    try:
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight"))
+    finally:
+        plt.close(fig)
 
 
 def hit_rate_curve(history: pd.DataFrame, goal: float | None = None):

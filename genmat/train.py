@@ -12,7 +12,6 @@ import contextlib
 import copy
 import logging
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,6 +20,8 @@ from typing import Any, Callable, Protocol, Sequence
 import torch
 from torch import nn
 from tqdm.auto import tqdm
+
+from genmat.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +72,7 @@ class TrainResult:
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:

@@ -28,6 +28,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from genmat import plots
+from genmat.atomic import atomic_write
 from genmat.generate import GeneratorConfig, SamplerConfig
 from genmat.loop.state import LoopState
 from genmat.loop.steps import (
@@ -148,9 +149,7 @@ class ClosedLoop:
                 targets, samples = held_out_targets(self.modality, c.n_targets, seed=c.seed + 1_000_003)
                 fig = self.modality.plot_samples(samples, [_target_title(r) for _, r in targets.iterrows()])
                 plots.save(fig, c.workdir / "targets.png")
-            tmp = self.targets_path.with_suffix(".tmp")
-            targets.to_parquet(tmp)
-            tmp.replace(self.targets_path)
+            atomic_write(self.targets_path, targets.to_parquet)
         return pd.read_parquet(self.targets_path)
 
     def simulator_calls(self) -> int:
@@ -325,11 +324,7 @@ def write_report(state: LoopState, workdir: Path) -> Path:
     last = len(h) - 1
     lines += [f"## Last iteration ({last})", "", f"![designs](iter_{last:02d}/pictures/designs.png)", "",
               f"![target vs simulated](iter_{last:02d}/pictures/target_vs_simulated.png)", ""]
-    path = workdir / "report.md"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("\n".join(lines))
-    tmp.replace(path)
-    return path
+    return atomic_write(workdir / "report.md", lambda tmp: tmp.write_text("\n".join(lines)))
 
 
 def _markdown_table(df: pd.DataFrame) -> str:

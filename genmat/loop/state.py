@@ -8,10 +8,11 @@ that was interrupted half-way is simply run again.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from genmat.atomic import atomic_write
 
 
 @dataclass
@@ -34,11 +35,8 @@ class LoopState:
                    d.get("finished", False), d.get("stop_reason", ""))
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
         body = {k: getattr(self, k) for k in ("config", "steps", "history", "tracking", "finished", "stop_reason")}
-        tmp.write_text(json.dumps(body, indent=2, default=str))
-        os.replace(tmp, self.path)
+        atomic_write(self.path, lambda tmp: tmp.write_text(json.dumps(body, indent=2, default=str)))
 
     def done(self, key: str) -> bool:
         return key in self.steps

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Optional
@@ -22,6 +21,7 @@ import pandas as pd
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from genmat.atomic import atomic_write
 from genmat.data import DatasetStore, SampleDataset
 from genmat.generate import Generator, GeneratorConfig, SamplerConfig
 from genmat.loop.acquisition import acquire_near
@@ -86,9 +86,7 @@ def read_table(path: Path) -> pd.DataFrame:
 
 
 def write_json(obj: Any, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2, default=str)))
 
 
 def open_dataset(params: StepParams, modality=None) -> DatasetStore:
@@ -191,17 +189,13 @@ def design_step(p: DesignParams, progress: bool = True) -> dict:
 def _to_parquet(df: pd.DataFrame, path: Path) -> None:
     df = df.copy()
     df.attrs = {}  # validators keep their settings in attrs; parquet wants JSON there
-    tmp = path.with_name(path.stem + ".tmp.parquet")
-    df.to_parquet(tmp)
-    os.replace(tmp, path)
+    atomic_write(path, df.to_parquet)
 
 
 def save_design(result: DesignResult, out: Path) -> None:
     _to_parquet(result.report, out / "report.parquet")
     _to_parquet(result.designs, out / "designs.parquet")
-    tmp = out / "samples.tmp.npy"
-    np.save(tmp, result.samples.numpy())
-    os.replace(tmp, out / "samples.npy")
+    atomic_write(out / "samples.npy", lambda tmp: np.save(tmp, result.samples.numpy()))
 
 
 def load_design(out: Path) -> DesignResult:
