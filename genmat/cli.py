@@ -50,6 +50,13 @@ def _parse_fields(pairs: List[str]) -> dict[str, float]:
     return out
 
 
+MODALITY_HELP = "modality: spinodal (micrographs), xrd or raman (spectra)"
+
+
+def _dataset_path(dataset: Optional[Path], modality: str) -> Path:
+    return dataset if dataset is not None else Path("runs") / modality / "dataset"
+
+
 def _load_config(path: Optional[Path], **overrides):
     from genmat.loop import LoopConfig
 
@@ -60,17 +67,18 @@ def _load_config(path: Optional[Path], **overrides):
 
 @app.command()
 def simulate(
-    dataset: Path = typer.Option(Path("runs/spinodal/dataset"), help="dataset directory (created if missing)"),
+    dataset: Optional[Path] = typer.Option(None, help="dataset directory (created if missing; default runs/MODALITY/dataset)"),
     n: int = typer.Option(512, min=1, help="samples to simulate (drawn from the processing prior)"),
     seed: int = typer.Option(0, help="random seed"),
     processing: Optional[Path] = typer.Option(None, help="parquet/csv of processing conditions instead of prior draws"),
-    modality: str = typer.Option("spinodal", help="modality name"),
+    modality: str = typer.Option("spinodal", help=MODALITY_HELP),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ):
     """Run the physics oracle and append the samples to a dataset."""
     _setup(verbose)
     from genmat.loop.steps import SimulateParams, simulate_step
 
+    dataset = _dataset_path(dataset, modality)
     out = simulate_step(SimulateParams(modality=modality, dataset=dataset, n=n, seed=seed, processing_file=processing,
                                        source_run="cli"))
     typer.echo(f"{out['added']} samples added; {dataset} now holds {out['total']}")
@@ -78,28 +86,31 @@ def simulate(
 
 @app.command()
 def train(
-    dataset: Path = typer.Option(Path("runs/spinodal/dataset"), help="dataset directory"),
-    checkpoint: Path = typer.Option(Path("runs/spinodal/model.ckpt"), help="checkpoint to write (resumed if present)"),
+    dataset: Optional[Path] = typer.Option(None, help="dataset directory (default runs/MODALITY/dataset)"),
+    checkpoint: Optional[Path] = typer.Option(None, help="checkpoint to write, resumed if present (default runs/MODALITY/model.ckpt)"),
     steps: int = typer.Option(1500, min=1, help="optimiser steps"),
     batch_size: int = typer.Option(64, min=1),
     lr: float = typer.Option(2e-3, min=0.0),
     warm_start: Optional[Path] = typer.Option(None, help="start from this checkpoint's weights"),
     seed: int = typer.Option(0),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
-    modality: str = typer.Option("spinodal"),
+    modality: str = typer.Option("spinodal", help=MODALITY_HELP),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ):
     """Train the conditional generator (rectified flow, U-Net) on a dataset."""
     _setup(verbose)
-    from genmat.loop.closed_loop import default_generator
+    from genmat.loop import LoopConfig
     from genmat.loop.steps import TrainParams, train_step
     from genmat.train import TrainConfig
 
+    dataset = _dataset_path(dataset, modality)
+    checkpoint = checkpoint or Path("runs") / modality / "model.ckpt"
     if not dataset.exists():
         raise UsageError(f"--dataset {dataset} does not exist; run `genmat simulate --dataset {dataset}` first")
     cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device)
+    generator = LoopConfig(modality=modality).generator  # the modality's default network
     out = train_step(TrainParams(modality=modality, dataset=dataset, checkpoint=checkpoint, warm_start=warm_start,
-                                 generator=default_generator(), train=cfg))
+                                 generator=generator, train=cfg))
     typer.echo(f"trained to step {out['step']} (loss {out['final_loss']:.4f}) on {out['n_train']} samples: {checkpoint}")
 
 
@@ -115,6 +126,7 @@ def design(
     seed: int = typer.Option(0),
     steps: Optional[int] = typer.Option(None, min=1, help="sampler steps (default: the model's)"),
     guidance: Optional[float] = typer.Option(None, min=0.0, help="classifier-free guidance scale"),
+    modality: str = typer.Option("spinodal", help=MODALITY_HELP),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ):
     """Generate candidates for targets, validate them and pick a design per target."""
@@ -131,28 +143,29 @@ def design(
     if not checkpoint.exists():
         raise UsageError(f"--checkpoint {checkpoint} does not exist")
     result = genmat.design(frame, checkpoint=checkpoint, n=n, n_simulate=n_simulate, dataset=dataset, seed=seed,
-                           steps=steps, guidance=guidance)
+                           steps=steps, guidance=guidance, modality=modality)
     out.mkdir(parents=True, exist_ok=True)
     save_design(result, out)
     from genmat.modalities import get_modality
 
-    mod = get_modality("spinodal")
-    fig = plots.target_scatter(result.designs, mod.target_fields, {"E_GPa": 0.05, "density_g_cm3": 0.02})
-    plots.save(fig, out / "target_vs_simulated.png")
-    cols = [c for c in ("target_id", "candidate", "target_E_GPa", "sim_E_GPa", "target_density_g_cm3",
-                        "sim_density_g_cm3", "hit", "reason") if c in result.designs]
-    typer.echo(result.designs[cols].to_string(index=False))
-    typer.echo(f"hit rate {result.metrics['hit_rate']:.0%}; report: {out / 'report.parquet'}")
+    mod = get_modality(modality)
+    plots.save(plots.target_scatter(result.designs, mod.tolerance_bands), out / "target_vs_simulated.png")
+    fields = [f for f in mod.checked_fields if f"target_{f}" in result.designs]
+    cols = ["target_id", "candidate", *(c for f in fields for c in (f"target_{f}", f"sim_{f}")), "hit", "reason"]
+    typer.echo(result.designs[[c for c in cols if c in result.designs]].to_string(index=False))
+    typer.echo(f"hit rate {result.metrics['hit_rate']:.0%} of targets, {result.metrics['candidate_hit_rate']:.0%} of "
+               f"candidates; report: {out / 'report.parquet'}")
 
 
 @app.command()
 def validate(
-    samples: Path = typer.Argument(..., help=".npy array of samples (n, 1, N, N)"),
+    samples: Path = typer.Argument(..., help=".npy array of samples: (n, 1, N, N) micrographs or (n, 1, N) spectra"),
     targets: Optional[Path] = typer.Option(None, help="parquet/csv with one condition row per sample"),
     out: Optional[Path] = typer.Option(None, help="write the report here (.csv or .parquet)"),
+    modality: str = typer.Option("spinodal", help=MODALITY_HELP),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ):
-    """Check samples (e.g. your own micrographs) with the physics and simulator validators."""
+    """Check samples (e.g. your own micrographs or spectra) with the physics and simulator validators."""
     _setup(verbose)
     import numpy as np
     import pandas as pd
@@ -162,18 +175,20 @@ def validate(
     from genmat.modalities import get_modality
     from genmat.validate import build_report
 
-    mod = get_modality("spinodal")
+    mod = get_modality(modality)
     if not samples.exists():
         raise UsageError(f"{samples} does not exist")
     x = torch.as_tensor(np.load(samples, allow_pickle=False)).float()
-    if x.dim() != 4 or tuple(x.shape[1:2]) != (1,):
-        raise UsageError(f"{samples}: shape {tuple(x.shape)}; expected (n, 1, N, N)")
+    expected = mod.sample_shape if modality != "spinodal" else (1, "N", "N")
+    if x.dim() != len(mod.sample_shape) + 1 or (modality != "spinodal" and tuple(x.shape[1:]) != mod.sample_shape) \
+            or x.shape[1] != 1:
+        raise UsageError(f"{samples}: shape {tuple(x.shape)}; expected (n, {', '.join(map(str, expected))}) for {modality}")
     cond = read_table(targets) if targets else pd.DataFrame(index=range(len(x)))
     if len(cond) != len(x):
         raise UsageError(f"--targets has {len(cond)} rows but {samples} holds {len(x)} samples")
     cond = mod.schema.validate_frame(cond) if len(cond.columns) else cond
     frames = [mod.physics_checks(x, cond)]
-    props = [c for c in mod.target_fields if c in cond]
+    props = [c for c in mod.checked_fields if c in cond]
     if props:
         frames.append(mod.simulator_checks(x, cond))
     else:
@@ -191,6 +206,7 @@ def loop(
     workdir: Optional[Path] = typer.Option(None, help="run directory (state, dataset, checkpoints, report)"),
     iterations: Optional[int] = typer.Option(None, min=1, help="maximum loop iterations"),
     seed: Optional[int] = typer.Option(None),
+    modality: Optional[str] = typer.Option(None, help=MODALITY_HELP + " (default: the config's, else spinodal)"),
     prefect: bool = typer.Option(True, help="run as the Prefect flow `closed_loop` (--no-prefect: plain library call)"),
     tracking: bool = typer.Option(True, help="record in MLflow (MLFLOW_TRACKING_URI, default sqlite:///mlflow.db)"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
@@ -200,7 +216,7 @@ def loop(
     A killed loop resumes where it stopped when run again with the same --workdir.
     """
     _setup(verbose)
-    cfg = _load_config(config, workdir=workdir, max_iterations=iterations, seed=seed)
+    cfg = _load_config(config, workdir=workdir, max_iterations=iterations, seed=seed, modality=modality)
     if prefect:
         from pipelines.flows import closed_loop
 
@@ -219,19 +235,20 @@ def loop(
         tracker.end()
         history = state.history
     for row in history:
-        typer.echo(f"iteration {row['iteration']}: hit rate {row['hit_rate']:.0%} "
-                   f"({int(row['hits'])}/{int(row['targets'])}), simulator calls {int(row['simulator_calls_total'])}")
-    _where_to_look(cfg.workdir, tracking)
+        typer.echo(f"iteration {row['iteration']}: hit rate {row['hit_rate']:.0%} of targets "
+                   f"({int(row['hits'])}/{int(row['targets'])}), {row['candidate_hit_rate']:.0%} of candidates, "
+                   f"simulator calls {int(row['simulator_calls_total'])}")
+    _where_to_look(cfg.workdir, tracking, cfg.modality)
 
 
-def _where_to_look(workdir: Path, tracking: bool) -> None:
+def _where_to_look(workdir: Path, tracking: bool, modality: str) -> None:
     typer.echo(f"\nreport:   {workdir / 'report.md'}")
     typer.echo(f"pictures: {workdir}/hit_rate.png, {workdir}/loss_curves.png, {workdir}/iter_*/pictures/")
     if tracking:
         uri = os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db")
         typer.echo(f"MLflow:   mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000")
         typer.echo("          then open http://127.0.0.1:5000/#/experiments?workflowType=machine_learning "
-                   "(experiment genmat-spinodal, model genmat-spinodal@champion)")
+                   f"(experiment genmat-{modality}, model genmat-{modality}@champion)")
 
 
 @app.command()

@@ -325,6 +325,16 @@ class ConditionSchema:
         return num.astype("float64")
 
     # ----------------------------------------------------------------- encoding
+    def jitter(self, frame: pd.DataFrame, rng: np.random.Generator, scale: float) -> pd.DataFrame:
+        """Gaussian jitter of ``scale`` × each field's range on the frame's schema columns,
+        clipped to the allowed ranges (neighbouring conditions for acquisition)."""
+        out = frame.copy().reset_index(drop=True)
+        for name in [n for n in self.names if n in out.columns]:
+            f = self.field(name)
+            out[name] = np.clip(out[name].to_numpy(float) + rng.normal(0.0, scale, len(out)) * (f.high - f.low),
+                                f.low, f.high)
+        return out
+
     def encode(self, rows: pd.DataFrame | Sequence[Mapping[str, float]]) -> tuple[torch.Tensor, torch.Tensor]:
         """Conditions -> (values, mask), both float32 tensors of shape (B, F).
 

@@ -69,6 +69,8 @@ class Generator:
         self.sample_shape = tuple(int(s) for s in sample_shape)
         if config.unet.n_condition_fields != len(schema):
             config = replace(config, unet=replace(config.unet, n_condition_fields=len(schema)))
+        if config.unet.spatial_dims != len(self.sample_shape) - 1:  # (C, L) spectra, (C, H, W) micrographs
+            config = replace(config, unet=replace(config.unet, spatial_dims=len(self.sample_shape) - 1))
         self.config, self.schema = config, schema
         self.device = resolve_device(device)
         self.model = Denoiser(

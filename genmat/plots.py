@@ -29,7 +29,9 @@ def hit_rate_curve(history: pd.DataFrame, goal: float | None = None):
     """Hit rate (and physics pass rate) per loop iteration, simulator calls on a twin axis."""
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     it = history["iteration"]
-    ax.plot(it, history["hit_rate"], "o-", label="hit rate (returned designs)", color="C0")
+    ax.plot(it, history["hit_rate"], "o-", label="hit rate (targets whose design hits)", color="C0")
+    if "candidate_hit_rate" in history:
+        ax.plot(it, history["candidate_hit_rate"], "D-", label="candidate hit rate (all candidates)", color="C4")
     if "physics_pass_rate" in history:
         ax.plot(it, history["physics_pass_rate"], "s--", label="physics-check pass rate", color="C2", alpha=0.7)
     if goal is not None:
@@ -59,18 +61,22 @@ def loss_curves(curves: dict[str, Sequence[tuple[int, float]]]):
     return fig
 
 
-def target_scatter(designs: pd.DataFrame, fields: Sequence[str], tolerances: dict[str, float]):
-    """Simulated property of each returned design against its target, with the tolerance band."""
-    fields = [f for f in fields if f"target_{f}" in designs and f"sim_{f}" in designs]
-    fig, axes = plt.subplots(1, max(1, len(fields)), figsize=(3.6 * max(1, len(fields)), 3.4), squeeze=False)
+def target_scatter(designs: pd.DataFrame, bands: dict[str, tuple[str, float]]):
+    """Simulated (measured) value of each returned design against its target, with the
+    tolerance band: ``bands[field] = ("rel", 0.05)`` (±5 %) or ``("abs", 0.05)`` (±0.05)."""
+    fields = [f for f in bands if f"target_{f}" in designs and f"sim_{f}" in designs]
+    fig, axes = plt.subplots(1, max(1, len(fields)), figsize=(3.2 * max(1, len(fields)), 3.2), squeeze=False)
     for ax, f in zip(axes[0], fields):
         t, s = designs[f"target_{f}"], designs[f"sim_{f}"]
         hit = designs["hit"].astype(bool)
         lo, hi = float(min(t.min(), s.min())), float(max(t.max(), s.max()))
         grid = [lo, hi]
-        tol = tolerances.get(f, 0.0)
-        ax.fill_between(grid, [g * (1 - tol) for g in grid], [g * (1 + tol) for g in grid], color="grey", alpha=0.2,
-                        label=f"±{tol:.0%}")
+        kind, tol = bands[f]
+        if kind == "rel":
+            band, label = ([g * (1 - tol) for g in grid], [g * (1 + tol) for g in grid]), f"±{tol:.0%}"
+        else:
+            band, label = ([g - tol for g in grid], [g + tol for g in grid]), f"±{tol:g}"
+        ax.fill_between(grid, *band, color="grey", alpha=0.2, label=label)
         ax.plot(grid, grid, "k:", lw=1)
         ax.scatter(t[hit], s[hit], c="C2", label="hit", s=18)
         ax.scatter(t[~hit], s[~hit], c="C3", marker="x", label="miss", s=18)

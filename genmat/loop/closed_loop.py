@@ -25,7 +25,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from genmat import plots
 from genmat.atomic import atomic_write
@@ -85,6 +85,21 @@ class LoopConfig(BaseModel):
     generator: GeneratorConfig = Field(default_factory=default_generator)
     train: TrainConfig = Field(default_factory=TrainConfig)
     sampler: Optional[SamplerConfig] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _modality_defaults(cls, data: Any) -> Any:
+        """Fields left out take the modality's demo defaults (``Modality.loop_defaults``)
+        and the workdir ``runs/<modality>``."""
+        if not isinstance(data, dict):
+            return data
+        name = data.get("modality", "spinodal")
+        try:
+            defaults = dict(get_modality(name, **data.get("modality_options", {})).loop_defaults)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"modality {name!r} with options {data.get('modality_options', {})}: {exc}") from exc
+        defaults["workdir"] = Path("runs") / name
+        return {**defaults, **data}
 
     @property
     def dataset(self) -> Path:
@@ -147,7 +162,7 @@ class ClosedLoop:
                 self.modality.schema.validate_frame(targets[[k for k in targets if k in self.modality.schema.names]])
             else:
                 targets, samples = held_out_targets(self.modality, c.n_targets, seed=c.seed + 1_000_003)
-                fig = self.modality.plot_samples(samples, [_target_title(r) for _, r in targets.iterrows()])
+                fig = self.modality.plot_samples(samples, [self.modality.title(r) for _, r in targets.iterrows()])
                 plots.save(fig, c.workdir / "targets.png")
             atomic_write(self.targets_path, targets.to_parquet)
         return pd.read_parquet(self.targets_path)
@@ -175,7 +190,7 @@ class ClosedLoop:
                 **self._common(), checkpoint=ckpt, targets_file=self.targets_path, out_dir=it_dir / "design",
                 n_candidates=c.n_candidates, n_simulate=c.n_simulate, sampler=c.sampler, seed=c.seed + 7919 * k))
             row = self._record_iteration(k, train, design)
-            if row["hit_rate"] >= c.hit_rate_goal:
+            if row[self.modality.hit_metric] >= c.hit_rate_goal:
                 self._finish(f"hit-rate goal {c.hit_rate_goal:.0%} reached at iteration {k}")
             elif self.simulator_calls() >= c.simulation_budget:
                 self._finish(f"simulation budget {c.simulation_budget} spent at iteration {k}")
@@ -216,7 +231,7 @@ class ClosedLoop:
             child.log_table(result.report, "validation_report")
             for p in pictures:
                 child.log_artifact(p, "pictures")
-            score = row["hit_rate"] + 1e-3 * (1 - row.get("E_mape", 1.0))  # ties broken by accuracy
+            score = row[self.modality.hit_metric] + 1e-3 * row["hit_rate"]  # ties broken by targets hit
             sampler = self.config.sampler or self.config.generator.sampler
             row["model_version"] = child.log_model(
                 Path(train["checkpoint"]), name="generator", registered_model=f"genmat-{c.modality}", score=score,
@@ -233,21 +248,24 @@ class ClosedLoop:
         pics = []
         rep, per = result.report, self.config.n_candidates
         show = min(per, 8)
+        mod = self.modality
         for tid, group in rep.groupby("target_id"):
             idx = group.index[:show]
-            titles = [_candidate_title(r) for _, r in rep.loc[idx].iterrows()]
-            fig = self.modality.plot_samples(result.samples[torch.tensor(np.array(idx, dtype=np.int64))], titles, ncols=show)
+            titles = [mod.candidate_title(r) for _, r in rep.loc[idx].iterrows()]
+            fig = mod.plot_samples(result.samples[torch.tensor(np.array(idx, dtype=np.int64))], titles, ncols=show,
+                                   conditions=_targets_of(rep.loc[idx]))
             t = group.iloc[0]
-            fig.suptitle(_target_title(t, prefix="target_"), fontsize=8, y=1.02)
+            fig.suptitle(mod.title(t, prefix="target_"), fontsize=8, y=1.02)
             pics.append(plots.save(fig, it_dir / "pictures" / f"samples_target_{tid:02d}.png"))
         best = result.designs.dropna(subset=["candidate"])
         if len(best):
             idx = (best["target_id"] * per + best["candidate"]).astype(int).to_numpy()
-            titles = [f"T{int(r.target_id)} {'HIT' if r.hit else 'miss'}\n" + _candidate_title(r) for r in best.itertuples()]
-            fig = self.modality.plot_samples(result.samples[torch.tensor(np.array(idx, dtype=np.int64))], titles, ncols=6)
+            titles = [f"T{int(r['target_id'])} {'HIT' if r['hit'] else 'miss'}: " + mod.candidate_title(r)
+                      for _, r in best.iterrows()]
+            fig = mod.plot_samples(result.samples[torch.tensor(np.array(idx, dtype=np.int64))], titles, ncols=6,
+                                   conditions=_targets_of(best))
             pics.append(plots.save(fig, it_dir / "pictures" / "designs.png"))
-        fig = plots.target_scatter(result.designs, self.modality.target_fields,
-                                   {"E_GPa": 0.05, "density_g_cm3": 0.02, "k_W_mK": 0.05})
+        fig = plots.target_scatter(result.designs, mod.tolerance_bands)
         pics.append(plots.save(fig, it_dir / "pictures" / "target_vs_simulated.png"))
         return pics
 
@@ -297,25 +315,17 @@ def open_tracker(config: LoopConfig, *, enabled: bool = True, experiment: str | 
     return tracker
 
 
-def _fmt(v, spec=".0f") -> str:
-    return "–" if v is None or (isinstance(v, float) and not np.isfinite(v)) else format(v, spec)
-
-
-def _target_title(r, prefix: str = "") -> str:
-    return f"E {_fmt(r.get(prefix + 'E_GPa'))} GPa, ρ {_fmt(r.get(prefix + 'density_g_cm3'), '.3f')}"
-
-
-def _candidate_title(r) -> str:
-    r = r._asdict() if hasattr(r, "_asdict") else r
-    if r.get("simulated") and r.get("sim_E_GPa") is not None and np.isfinite(r.get("sim_E_GPa")):
-        return f"E {r['sim_E_GPa']:.0f} ρ {r['sim_density_g_cm3']:.3f}\n{r.get('verdict', '')}"
-    return f"{r.get('verdict', '')}"
+def _targets_of(report_rows: pd.DataFrame) -> pd.DataFrame:
+    """The target conditions of report rows (``target_<field>`` columns → ``<field>``)."""
+    cols = [c for c in report_rows.columns if c.startswith("target_") and c != "target_id"]
+    return report_rows[cols].rename(columns=lambda c: c[len("target_"):]).reset_index(drop=True)
 
 
 def write_report(state: LoopState, workdir: Path) -> Path:
     """A Markdown report of the run beside its pictures."""
     h = pd.DataFrame(state.history)
-    cols = [c for c in ("iteration", "hit_rate", "hits", "targets", "physics_pass_rate", "E_mape", "density_mape",
+    cols = [c for c in ("iteration", "hit_rate", "hits", "targets", "candidate_hit_rate", "physics_pass_rate",
+                        "E_mape", "density_mape", "fraction_mae", "fraction_mae_hits", "size_mape", "rwp_ratio_median",
                         "s2_error", "novelty_mean", "simulator_calls", "simulator_calls_total", "simulator_calls_per_hit",
                         "candidates_per_hit", "n_train", "train_step", "train_loss") if c in h]
     lines = ["# genmat closed-loop report", "", f"Stopped: {state.stop_reason or 'not finished'}", "",

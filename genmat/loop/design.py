@@ -68,14 +68,14 @@ def design(
     frames = [physics]
     novel_ok = np.ones(len(meta), dtype=bool)
     if training_samples is not None and len(training_samples):
-        novelty = novelty_check(samples, training_samples, training_ids=training_ids)
+        novelty = novelty_check(samples, training_samples, modality.novelty, training_ids=training_ids)
         frames.append(novelty)
         novel_ok = novelty["novel_pass"].to_numpy(bool)
 
     # Screen: rank plausible, novel candidates of each target by predicted error.
     score = np.zeros(len(meta))
-    prop_fields = [c for c in fields if modality.schema.field(c).kind == "property"]
-    if surrogate is not None and prop_fields:
+    checked = [c for c in fields if c in modality.checked_fields]  # what the simulator check verifies
+    if surrogate is not None and checked:
         wanted = rep.reindex(columns=list(surrogate.names)).to_numpy(dtype=float)
         score = surrogate.score(modality.screening_features(samples), wanted)
     plausible = physics["physics_pass"].to_numpy(bool) & novel_ok
@@ -86,12 +86,12 @@ def design(
     frames.append(screen)
 
     sim = pd.DataFrame(index=range(len(meta)))
-    if prop_fields and selected.any():
+    if checked and selected.any():
         idx = np.flatnonzero(selected)
-        checked = modality.simulator_checks(samples[torch.as_tensor(idx)], rep.loc[idx, prop_fields])
-        checked = checked.drop(columns=[c for c in checked.columns if c.startswith("target_")])  # in meta already
-        checked.index = idx
-        sim = sim.join(checked)
+        result = modality.simulator_checks(samples[torch.as_tensor(idx)], rep.loc[idx, checked])
+        result = result.drop(columns=[c for c in result.columns if c.startswith("target_")])  # in meta already
+        result.index = idx
+        sim = sim.join(result)
     frames.append(sim)
     report = build_report(meta, *frames)
     designs = _pick_designs(report)
@@ -105,7 +105,7 @@ def _pick_designs(report: pd.DataFrame) -> pd.DataFrame:
     the smallest error, else (nothing reached the simulator) the best-ranked candidate,
     whose ``reason`` says why it failed."""
     rep = report.copy()
-    err_cols = [c for c in rep.columns if c.endswith("_rel_err")]
+    err_cols = [c for c in rep.columns if c.endswith(("_rel_err", "_abs_err"))]
     rep["_err"] = rep[err_cols].abs().max(axis=1) if err_cols else 0.0
     passed = rep["sim_pass"] if "sim_pass" in rep else pd.Series(False, index=rep.index)
     rep["hit"] = rep["simulated"].astype(bool) & passed.fillna(False).astype(bool) & rep["physics_pass"].astype(bool)
@@ -119,8 +119,10 @@ def _pick_designs(report: pd.DataFrame) -> pd.DataFrame:
 def _metrics(report: pd.DataFrame, designs: pd.DataFrame, n_candidates: int) -> dict[str, float]:
     hits = int(designs["hit"].sum())
     sims = int(report["simulated"].sum())
+    candidate_hits = report["verdict"].eq("hit").to_numpy()
     metrics = {
         "hit_rate": hits / max(1, len(designs)),
+        "candidate_hit_rate": float(candidate_hits.mean()) if len(report) else 0.0,
         "hits": float(hits),
         "targets": float(len(designs)),
         "candidates": float(len(report)),
@@ -136,6 +138,14 @@ def _metrics(report: pd.DataFrame, designs: pd.DataFrame, n_candidates: int) -> 
         metrics["E_mae_GPa"] = float((designs["sim_E_GPa"] - designs["target_E_GPa"]).abs().mean())
     if "sim_density_g_cm3" in designs and "target_density_g_cm3" in designs:
         metrics["density_mae_g_cm3"] = float((designs["sim_density_g_cm3"] - designs["target_density_g_cm3"]).abs().mean())
+    if "fraction_abs_err" in report:  # spectra: per-phase |recovered − target| fraction errors
+        frac = [c for c in report.columns if c.startswith("sim_frac_")]
+        err = np.abs(report[frac].to_numpy(float) - report[["target_" + c[4:] for c in frac]].to_numpy(float))
+        simulated = report["simulated"].to_numpy(bool)
+        metrics["fraction_mae"] = float(np.nanmean(err[simulated])) if simulated.any() else float("nan")
+        metrics["fraction_mae_hits"] = float(np.nanmean(err[candidate_hits])) if candidate_hits.any() else float("nan")
+        metrics["size_mape"] = float(report.loc[simulated, "size_rel_err"].abs().mean())
+        metrics["rwp_ratio_median"] = float(report.loc[simulated, "rwp_ratio"].median())
     if "novelty" in report:
         metrics["novelty_mean"] = float(report["novelty"].mean())
         metrics["copy_rate"] = float(1 - report["novel_pass"].mean())

@@ -106,12 +106,15 @@ def _training_tensors(store: DatasetStore, modality):
     return ds.as_tensors()
 
 
-def fit_surrogate(store: DatasetStore, modality, samples: torch.Tensor | None = None) -> PropertySurrogate:
-    """Fit the screening surrogate on the whole dataset (``samples``: already loaded ones)."""
+def fit_surrogate(store: DatasetStore, modality, samples: torch.Tensor | None = None) -> PropertySurrogate | None:
+    """Fit the screening surrogate on the whole dataset (``samples``: already loaded ones);
+    None for a modality without screening features (its simulator check is cheap)."""
     table = store.table()
     names = list(modality.target_fields)
     samples = torch.as_tensor(store.load()) if samples is None else samples
     features = modality.screening_features(samples)
+    if features is None:
+        return None
     return PropertySurrogate.fit(features, table[names].to_numpy(dtype=float), names)
 
 
@@ -220,7 +223,7 @@ def feedback_step(p: FeedbackParams, progress: bool = True) -> dict:
     fail = rep["simulated"].astype(bool) & rep["physics_pass"].astype(bool) & ~passed.fillna(False).astype(bool)
     counts = {"relabelled": 0, "acquired": 0, "simulator_calls": 0}
     key = f"iter{p.iteration}/relabel"
-    if fail.any() and not store.has_batch(key):
+    if modality.relabel_failures and fail.any() and not store.has_batch(key):
         idx = np.flatnonzero(fail.to_numpy())
         sim_cols = {c: c[len("sim_"):] for c in rep.columns if c.startswith("sim_") and c != "sim_pass"}
         rows = rep.loc[idx, list(sim_cols)].rename(columns=sim_cols).reset_index(drop=True)
@@ -234,7 +237,7 @@ def feedback_step(p: FeedbackParams, progress: bool = True) -> dict:
         targets = rep.drop_duplicates("target_id").set_index("target_id").loc[missed]
         targets = targets[[c for c in targets.columns if c.startswith("target_")]]
         targets.columns = [c[len("target_"):] for c in targets.columns]
-        processing = acquire_near(targets, store.table(), modality.schema, n_per_target=p.acquire_per_target,
+        processing = acquire_near(targets, store.table(), modality, n_per_target=p.acquire_per_target,
                                   rng=np.random.default_rng(p.seed))
         samples, rows = modality.simulate(processing, seed=p.seed, progress=progress)
         store.append(samples, rows, provenance="simulated", iteration=p.iteration, source_run=p.source_run,

@@ -8,10 +8,13 @@ means adding one of these, not branching through the stages.
 
 from __future__ import annotations
 
+from typing import Callable
+
 from genmat.modalities.base import Modality
+from genmat.modalities.spectrum import SpectrumConfig, SpectrumModality, raman, xrd
 from genmat.modalities.spinodal import SpinodalConfig, SpinodalModality
 
-MODALITIES: dict[str, type] = {"spinodal": SpinodalModality}
+MODALITIES: dict[str, Callable[..., Modality]] = {"spinodal": SpinodalModality, "xrd": xrd, "raman": raman}
 
 
 def get_modality(name: str, **kwargs) -> Modality:
@@ -21,4 +24,5 @@ def get_modality(name: str, **kwargs) -> Modality:
     return MODALITIES[name](**kwargs)
 
 
-__all__ = ["MODALITIES", "Modality", "SpinodalConfig", "SpinodalModality", "get_modality"]
+__all__ = ["MODALITIES", "Modality", "SpectrumConfig", "SpectrumModality", "SpinodalConfig", "SpinodalModality",
+           "get_modality"]

@@ -9,19 +9,28 @@ import pandas as pd
 import torch
 
 from genmat.conditions import ConditionSchema
+from genmat.validate import NoveltyConfig
 
 
 class Modality(Protocol):
     name: str  # e.g. "spinodal"; names the MLflow experiment and registered model
     sample_shape: tuple[int, ...]  # (C, *spatial)
     schema: ConditionSchema  # every field a user may condition on
-    target_fields: tuple[str, ...]  # the property fields a design target gives by default
+    target_fields: tuple[str, ...]  # the fields a default (held-out) design target gives
+    checked_fields: tuple[str, ...]  # the condition fields its simulator check verifies
+    hit_metric: str  # design metric the loop reports and stops on: "hit_rate" or "candidate_hit_rate"
+    relabel_failures: bool  # feed failed candidates back with their measured labels
+    loop_defaults: dict  # LoopConfig fields whose demo defaults differ for this modality
+    novelty: "NoveltyConfig"  # copy-check settings for its samples
 
     def simulator_settings(self) -> dict:
         """JSON-safe settings and version of the oracle (stored in the dataset manifest)."""
 
     def draw_processing(self, n: int, rng: np.random.Generator) -> pd.DataFrame:
         """n processing conditions drawn from the prior over the processing fields."""
+
+    def perturb(self, processing: pd.DataFrame, rng: np.random.Generator, scale: float) -> pd.DataFrame:
+        """Conditions near the given simulator inputs (acquisition around failing targets)."""
 
     def simulate(self, processing: pd.DataFrame, *, seed: int, progress: bool = False) -> tuple[torch.Tensor, pd.DataFrame]:
         """Oracle: samples (n, *sample_shape) and one row per sample with every
@@ -36,8 +45,15 @@ class Modality(Protocol):
     def simulator_checks(self, samples: torch.Tensor, targets: pd.DataFrame) -> pd.DataFrame:
         """Oracle check of each sample against its target, with a boolean ``sim_pass``."""
 
-    def screening_features(self, samples: torch.Tensor) -> np.ndarray:
-        """Cheap features (n, d) from which a surrogate predicts the target properties."""
+    def screening_features(self, samples: torch.Tensor) -> np.ndarray | None:
+        """Cheap features (n, d) from which a surrogate predicts the target properties
+        (None: no screening, every plausible candidate goes to the simulator check)."""
 
-    def plot_samples(self, samples: torch.Tensor, titles: Sequence[str], ncols: int = 8):
-        """A matplotlib Figure showing the samples."""
+    def title(self, row, prefix: str = "") -> str:
+        """A short picture title for a condition row (columns ``prefix + field``)."""
+
+    def candidate_title(self, row) -> str:
+        """A short picture title for one report row (a checked candidate)."""
+
+    def plot_samples(self, samples: torch.Tensor, titles: Sequence[str], ncols: int = 8, conditions=None):
+        """A matplotlib Figure showing the samples (with ``conditions``: against their targets)."""

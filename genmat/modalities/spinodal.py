@@ -20,6 +20,7 @@ from genmat import sim
 from genmat.conditions import ConditionError, ConditionSchema, Field
 from genmat.validate import (
     MicrographChecks,
+    NoveltyConfig,
     Tolerances,
     implied_volume_fraction,
     physics_checks,
@@ -90,6 +91,17 @@ def _schema(material: sim.TwoPhaseMaterial, margin: float) -> ConditionSchema:
 class SpinodalModality:
     name = "spinodal"
     target_fields = ("E_GPa", "density_g_cm3")
+    checked_fields = ("E_GPa", "density_g_cm3", "k_W_mK")  # what the simulator check verifies
+    hit_metric = "hit_rate"  # fraction of targets whose returned design hits
+    relabel_failures = True  # a failed micrograph is a real micrograph of its simulated properties
+    loop_defaults: dict = {}  # LoopConfig's defaults are this modality's demo
+    novelty = NoveltyConfig()  # translation-invariant copy check on the periodic grid
+
+    @property
+    def tolerance_bands(self) -> dict[str, tuple[str, float]]:
+        """Tolerance of each checked field for target-vs-simulated pictures."""
+        tol = self.config.tolerances
+        return {"E_GPa": ("rel", tol.of("E")), "density_g_cm3": ("rel", tol.of("density")), "k_W_mK": ("rel", tol.of("k"))}
 
     def __init__(self, config: SpinodalConfig | None = None, **overrides) -> None:
         config = config or SpinodalConfig()
@@ -110,6 +122,10 @@ class SpinodalModality:
         return pd.DataFrame(
             {name: rng.uniform(*sim.PROCESSING_RANGES[name], size=n) for name in sim.PROCESSING_RANGES}
         )
+
+    def perturb(self, processing: pd.DataFrame, rng: np.random.Generator, scale: float) -> pd.DataFrame:
+        """Neighbouring processing: Gaussian jitter of ``scale`` × each field's range, clipped."""
+        return self.schema.jitter(processing[list(sim.PROCESSING_RANGES)], rng, scale)
 
     def simulate(self, processing: pd.DataFrame, *, seed: int, progress: bool = False):
         samples = []
@@ -170,7 +186,19 @@ class SpinodalModality:
         return torch.stack([phi, interface], dim=1).cpu().numpy().astype(np.float64)
 
     # ---------------------------------------------------------------- pictures
-    def plot_samples(self, samples: torch.Tensor, titles: Sequence[str], ncols: int = 8):
+    def title(self, row, prefix: str = "") -> str:
+        e, rho = row.get(prefix + "E_GPa"), row.get(prefix + "density_g_cm3")
+        fmt = lambda v, spec: "–" if v is None or not np.isfinite(v) else format(v, spec)  # noqa: E731
+        return f"E {fmt(e, '.0f')} GPa, ρ {fmt(rho, '.3f')}"
+
+    def candidate_title(self, row) -> str:
+        if row.get("simulated") and row.get("sim_E_GPa") is not None and np.isfinite(row.get("sim_E_GPa")):
+            return f"E {row['sim_E_GPa']:.0f} ρ {row['sim_density_g_cm3']:.3f}\n{row.get('verdict', '')}"
+        return f"{row.get('verdict', '')}"
+
+    def plot_samples(self, samples: torch.Tensor, titles: Sequence[str], ncols: int = 8, conditions=None):
+        """Micrographs in a grid (``conditions`` is accepted for a common signature; the
+        titles carry the targets)."""
         import matplotlib.pyplot as plt
 
         n = samples.shape[0]

@@ -8,6 +8,8 @@ of noise schedules: it maps ``(x, t, values, mask)`` to a tensor shaped like x.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -31,6 +33,10 @@ class UNetConfig:
     padding_mode: str = "circular"  # "circular" for periodic micrographs, "zeros" for spectra
     dropout: float = 0.0
     groups: int = 8
+    # Fixed sin/cos features of the absolute position (octaves 1, 2, 4, … per axis) fed to the
+    # stem: spectra need to know *where* on the axis they are (a peak's position is physics);
+    # periodic micrographs do not (0 keeps the net translation-equivariant).
+    position_features: int = 0
 
     def __post_init__(self) -> None:
         if self.spatial_dims not in _CONV:
@@ -88,7 +94,7 @@ class UNet(nn.Module):
         self.cond_embed = (
             ConditionEmbedding(cfg.n_condition_fields, cfg.embed_dim) if cfg.n_condition_fields else None
         )
-        self.stem = _conv(cfg, cfg.in_channels, widths[0])
+        self.stem = _conv(cfg, cfg.in_channels + 2 * cfg.position_features * cfg.spatial_dims, widths[0])
         self.down_blocks, self.downsamples = nn.ModuleList(), nn.ModuleList()
         c, skips = widths[0], []
         for level, w in enumerate(widths):
@@ -114,6 +120,20 @@ class UNet(nn.Module):
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
+    def _positions(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 2·P·D, *S) features sin/cos(π 2^k u) of each axis coordinate u ∈ [0, 1]."""
+        spatial = x.shape[2:]
+        freqs = math.pi * 2.0 ** torch.arange(self.cfg.position_features, device=x.device, dtype=x.dtype)
+        feats = []
+        for axis, n in enumerate(spatial):
+            u = torch.linspace(0, 1, n, device=x.device, dtype=x.dtype)
+            ang = freqs[:, None] * u[None, :]  # (P, n)
+            shape = [1] * len(spatial)
+            shape[axis] = n
+            for f in (torch.sin(ang), torch.cos(ang)):
+                feats.append(f.reshape(len(freqs), *shape).expand(len(freqs), *spatial))
+        return torch.cat(feats).unsqueeze(0).expand(x.shape[0], -1, *spatial)
+
     def forward(
         self,
         x: torch.Tensor,
@@ -135,6 +155,8 @@ class UNet(nn.Module):
                 values = mask = x.new_zeros(x.shape[0], self.cfg.n_condition_fields)
             emb = emb + self.cond_embed(values, mask if mask is not None else torch.ones_like(values))
         emb = F.silu(emb)
+        if self.cfg.position_features:
+            x = torch.cat([x, self._positions(x)], dim=1)
         h, skips = self.stem(x), []
         for blocks, down in zip(self.down_blocks, self.downsamples):
             for block in blocks:

@@ -1,5 +1,6 @@
-"""Physics oracles for spinodal micrographs: Cahn–Hilliard process simulator,
-morphology descriptors, two-phase material data and FFT homogenisation.
+"""Physics oracles: spinodal micrographs (Cahn–Hilliard process simulator, morphology
+descriptors, two-phase material data, FFT homogenisation) and line spectra (XRD from a
+pymatgen-built phase library, Raman), with the spectrum analysis tools of the field.
 
 Imports nothing else from genmat and nothing of ML/tracking/orchestration.
 """
@@ -33,6 +34,25 @@ from genmat.sim.materials import (
     lame_constants,
     volume_fraction_from_density,
 )
+from genmat.sim.spectra import (
+    BackgroundPrior,
+    LineSet,
+    check_state,
+    PhaseFit,
+    SpectrumAxis,
+    background_basis,
+    detect_peaks,
+    expected_r,
+    fit_line_width,
+    fit_phases,
+    poisson_counts,
+    pseudo_voigt,
+    render_lines,
+    snip_background,
+    weighted_profile_r,
+)
+from genmat.sim.raman import Raman, RamanConfig
+from genmat.sim.xrd import XRD, XRDConfig, XRDPhase, line_fwhm_deg, phase_library, scherrer_size_nm
 from genmat.sim.morphology import (
     characteristic_length,
     phase_map,
@@ -42,6 +62,29 @@ from genmat.sim.morphology import (
 )
 
 __all__ = [
+    "BackgroundPrior",
+    "LineSet",
+    "check_state",
+    "PhaseFit",
+    "SpectrumAxis",
+    "background_basis",
+    "detect_peaks",
+    "expected_r",
+    "fit_line_width",
+    "fit_phases",
+    "poisson_counts",
+    "pseudo_voigt",
+    "render_lines",
+    "snip_background",
+    "weighted_profile_r",
+    "Raman",
+    "RamanConfig",
+    "XRD",
+    "XRDConfig",
+    "XRDPhase",
+    "line_fwhm_deg",
+    "phase_library",
+    "scherrer_size_nm",
     "GAS_CONSTANT_J_MOLK",
     "PROCESSING_RANGES",
     "CahnHilliardConfig",

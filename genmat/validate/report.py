@@ -11,6 +11,9 @@ Verdicts, first match wins:
 - ``"unscreened"``: a check that applies was not run (no physics checks, or property
   targets without a simulator check), so no verdict can be given.
 
+Checks that explain themselves (a ``physics_reason`` column, as the spectrum validators
+write) get the same verdicts from their ``physics_pass``/``sim_pass`` flags and reasons.
+
 Thresholds quoted in the reasons come from the ``attrs`` each check leaves on its
 frame (``micrograph_checks``, ``tolerances``, ``novelty_config``), else the defaults.
 """
@@ -112,7 +115,27 @@ def _has_property_target(row: pd.Series) -> bool:
     return any(c in row.index and pd.notna(row[c]) for c in cols)
 
 
+def _self_explaining_verdict(row: pd.Series, novelty: NoveltyConfig):
+    """Verdict from checks that carry their own reasons (``physics_reason``, ``sim_reason``;
+    e.g. the spectrum validators): physics failure → invalid, simulator failure → miss."""
+    if _flag(row, "physics_pass") is False:
+        return "invalid", str(row["physics_reason"])
+    if _flag(row, "novel_pass") is False:
+        return "copy", (f"copy of training sample {row['nearest_id']} "
+                        f"(novelty {row['novelty']:.3f} ≤ {novelty.copy_threshold:g})")
+    if _flag(row, "sim_pass") is False:
+        return "miss", str(row.get("sim_reason", "simulator check failed"))
+    if _flag(row, "sim_pass") is None:
+        return "unscreened", "simulator check not run"
+    parts = ["every check passed"]
+    if _flag(row, "novel_pass") is not None:
+        parts.append(f"novelty {row['novelty']:.2f}")
+    return "hit", "; ".join(parts)
+
+
 def _verdict(row: pd.Series, checks: MicrographChecks, tolerances: Tolerances, novelty: NoveltyConfig):
+    if "physics_reason" in row.index:
+        return _self_explaining_verdict(row, novelty)
     invalid = _invalid_reasons(row, checks)
     if invalid:
         return "invalid", "; ".join(invalid)
