@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export MPLBACKEND := Agg
 export PREFECT_LOGGING_LEVEL ?= WARNING
 
-.PHONY: install demo test test-fast bench ui clean
+.PHONY: install demo demo-xrd demo-raman test test-fast bench ui clean
 
 $(BIN)/genmat: pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -20,6 +20,12 @@ install: $(BIN)/genmat
 demo: install  ## the closed loop on the embedded defaults (local Prefect, MLflow on SQLite, CPU)
 	$(BIN)/genmat loop --workdir runs/demo
 
+demo-xrd: install  ## the closed loop on XRD spectra (phase fractions, size, strain, temperature)
+	$(BIN)/genmat loop --modality xrd --workdir runs/xrd
+
+demo-raman: install  ## the closed loop on Raman spectra
+	$(BIN)/genmat loop --modality raman --workdir runs/raman
+
 test: install  ## the whole test suite
 	$(BIN)/pytest -q
 
@@ -27,7 +33,7 @@ test-fast: install
 	$(BIN)/pytest -q -m "not slow"
 
 bench: install  ## benchmarks: writes bench_results/ (JSON, Markdown, PNG)
-	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.run --workdir runs/demo --spectra-workdir runs/xrd
 
 ui: install  ## the MLflow UI on the local SQLite store
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000

@@ -136,3 +136,64 @@ def hit_rate_plot(history: list[dict], path: Path) -> Path:
     ax.legend(fontsize=8)
     fig.tight_layout()
     return save(fig, path)
+
+
+def _floats(values) -> list[float]:
+    """Plot values with None (JSON null, e.g. a NaN metric) as NaN."""
+    return [float("nan") if v is None else float(v) for v in values]
+
+
+def spectra_throughput_plot(rows: list[dict], path: Path) -> Path:
+    """Spectra/s per technique: one at a time vs batched oracle calls (log scale), the
+    validators' spectra/s on the batched spectra beside them."""
+    fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    bars = [
+        ("loop_spectra_per_s", "oracle, one at a time", "C7"),
+        ("batched_spectra_per_s", "oracle, batched", "C0"),
+        ("physics_checks_spectra_per_s", "physics checks (batched)", "C2"),
+        ("simulator_checks_spectra_per_s", "simulator check (batched)", "C1"),
+    ]
+    width = 0.8 / len(bars)
+    names = [r["technique"] for r in rows]
+    for k, (key, label, color) in enumerate(bars):
+        pos = [i + (k - (len(bars) - 1) / 2) * width for i in range(len(rows))]
+        vals = [r[key] for r in rows]
+        hatch = "//" if "checks" in key else None
+        drawn = ax.bar(pos, vals, width, label=label, color=color, hatch=hatch, edgecolor="white")
+        for b, v in zip(drawn, vals):
+            ax.annotate(f"{v:,.0f}" if v >= 100 else f"{v:.3g}", (b.get_x() + b.get_width() / 2, v), ha="center",
+                        va="bottom", fontsize=7)
+    ax.set_xticks(range(len(rows)))
+    ax.set_xticklabels([f"{n}\n×{r['speedup']:.2g} batched (B = {r['batch_size']} vs {r['n_loop']} × B=1)"
+                        for n, r in zip(names, rows)], fontsize=8)
+    ax.set_yscale("log")
+    top = max(max(r[key] for key, _, _ in bars) for r in rows)
+    low = min(min(r[key] for key, _, _ in bars) for r in rows)
+    ax.set_ylim(low / 3, top * 3)
+    ax.set_ylabel("spectra / s (log)")
+    ax.set_title("1-D spectra: oracle batched vs one at a time; validators on the batch", fontsize=9)
+    ax.grid(alpha=0.3, axis="y", which="both")
+    ax.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.22))
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def spectra_hit_rate_plot(history: list[dict], path: Path, title: str = "spectra loop") -> Path:
+    """A spectra loop's candidate hit rate, target hit rate and physics pass rate per iteration."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    it = [r["iteration"] for r in history]
+    lines = [
+        ("candidate_hit_rate", "candidate hit rate (all candidates)", "D-", "C4"),
+        ("hit_rate", "hit rate (targets whose design hits)", "o-", "C0"),
+        ("physics_pass_rate", "physics pass rate", "s--", "C2"),
+    ]
+    for key, label, style, color in lines:
+        if any(key in r for r in history):
+            ax.plot(it, _floats(r.get(key) for r in history), style, color=color, label=label,
+                    alpha=0.7 if key == "physics_pass_rate" else 1.0)
+    ax.set(xlabel="loop iteration", ylabel="rate", ylim=(-0.02, 1.02), xticks=it,
+           title=f"{title}: hit rate per iteration")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return save(fig, path)

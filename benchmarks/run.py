@@ -1,5 +1,6 @@
 """genmat benchmarks (``make bench``): throughput, solver iterations, sampler quality vs
-steps and the demo loop's hit rate. Writes ``<out>/results.json``, ``<out>/results.md``
+steps and the demo loop's hit rate, plus the 1-D spectra modalities (XRD and Raman oracle
+and validator throughput, and the spectra loop's hit rate). Writes ``<out>/results.json``, ``<out>/results.md``
 and PNG plots.
 
 Speeds are ratios against a baseline measured side by side in the same process
@@ -10,6 +11,7 @@ seconds depend on the machine and on whatever else runs on it.
     python -m benchmarks.run                 # full run, ≈ 10 min on 2 CPU cores
     python -m benchmarks.run --quick         # seconds-long smoke version
     python -m benchmarks.run --device cuda --workdir runs/demo --out bench_results
+    python -m benchmarks.run --spectra-workdir runs/raman   # the Raman loop's history instead of XRD's
 """
 
 from __future__ import annotations
@@ -47,6 +49,13 @@ HISTORY_COLUMNS = (
     "iteration", "hit_rate", "simulator_calls", "simulator_calls_total", "simulator_calls_per_hit",
     "candidates_per_hit", "E_mape", "density_mape", "physics_pass_rate", "train_seconds",
 )
+#: The spectra loop's history.csv columns reported (those present are kept).
+SPECTRA_HISTORY_COLUMNS = (
+    "iteration", "hit_rate", "candidate_hit_rate", "physics_pass_rate", "fraction_mae", "fraction_mae_hits",
+    "size_mape", "rwp_ratio_median", "simulator_calls_total", "n_train", "train_seconds",
+)
+#: 1-D spectra modalities whose oracle and validators are timed (genmat.modalities names).
+SPECTRA_TECHNIQUES = ("xrd", "raman")
 #: One processing condition for every simulator sample, batched or not (mid-range);
 #: the quick run anneals at the low corner (τ = 60 instead of ≈ 290 time steps).
 SIM_CONDITION = {"x_B": 0.5, "temperature_K": 825.0, "time_s": 3600.0}
@@ -70,6 +79,7 @@ class Settings:
     train_samples: int = 256  # fallback generator when the workdir has no checkpoint
     train_steps: int = 200
     train_batch: int = 32
+    spectra_techniques: tuple[str, ...] = SPECTRA_TECHNIQUES  # sim_batch spectra batched vs sim_loop one at a time
     quick: bool = False
 
     @classmethod
@@ -236,6 +246,90 @@ def bench_solver_iterations(s: Settings, device: torch.device) -> list[dict]:
     return rows
 
 
+# ------------------------------------------------------------------------- spectra
+def _fail_reasons(checks: pd.DataFrame, passed: str, reason: str) -> dict[str, int]:
+    """How often each reason was given for the failing rows (empty when all pass)."""
+    if reason not in checks:
+        return {}
+    failed = ~checks[passed].astype(bool)
+    return {str(k): int(v) for k, v in checks.loc[failed, reason].fillna("?").value_counts().items()}
+
+
+def bench_spectra(s: Settings) -> dict:
+    """Per technique: oracle spectra/s, one batched call of B vs a loop of single-spectrum
+    calls (both through the modality), and validator spectra/s on the batched spectra with
+    their pass rates on the simulator's own spectra (a calibration number: ≈ 1 expected).
+    The spectra oracle and validators are NumPy: they run on the CPU whatever ``--device``."""
+    from genmat.modalities import get_modality
+
+    cpu = torch.device("cpu")
+    rows = []
+    for name in tqdm(s.spectra_techniques, desc="spectra simulators", leave=False):
+        m = get_modality(name)
+        frame = m.draw_processing(s.sim_batch, np.random.default_rng(0))
+        singles = [frame.iloc[[i % len(frame)]].reset_index(drop=True) for i in range(s.sim_loop)]
+        out: dict = {}
+
+        def batched() -> None:
+            out["x"], out["rows"] = m.simulate(frame, seed=0)
+
+        def one_at_a_time() -> None:
+            for i, one in enumerate(singles):
+                m.simulate(one, seed=i)
+
+        times = measure({"batched": batched, "loop": one_at_a_time}, cpu, repeats=s.repeats, budget_s=s.budget_s)
+        x = out["x"]
+
+        def physics() -> None:
+            out["physics"] = m.physics_checks(x, frame)
+
+        def simulator() -> None:
+            out["simulator"] = m.simulator_checks(x, frame)
+
+        vtimes = measure({"physics": physics, "simulator": simulator}, cpu, repeats=s.repeats,
+                         budget_s=s.budget_s)
+        phys, simc = out["physics"], out["simulator"]
+        axis = m.technique.axis
+        n = int(x.shape[0])
+        res = {
+            "technique": name,
+            "simulator_version": m.simulator_settings().get("version"),
+            "phases": list(m.phases),
+            "axis": {"start": float(axis.start), "stop": float(axis.stop), "n": int(axis.n), "unit": axis.unit},
+            "sample_shape": list(x.shape[1:]),
+            "batch_size": n,
+            "n_loop": s.sim_loop,
+            "batched_seconds": times["batched"],
+            "loop_seconds": times["loop"],
+            "batched_spectra_per_s": n / median(times["batched"]),
+            "loop_spectra_per_s": s.sim_loop / median(times["loop"]),
+            "batched_spectra_per_s_best": n / min(times["batched"]),
+            "loop_spectra_per_s_best": s.sim_loop / min(times["loop"]),
+            "physics_checks_seconds": vtimes["physics"],
+            "simulator_checks_seconds": vtimes["simulator"],
+            "physics_checks_spectra_per_s": n / median(vtimes["physics"]),
+            "simulator_checks_spectra_per_s": n / median(vtimes["simulator"]),
+            "physics_pass_rate": float(phys["physics_pass"].mean()),
+            "simulator_pass_rate": float(simc["sim_pass"].mean()),
+            "physics_fail_reasons": _fail_reasons(phys, "physics_pass", "physics_reason"),
+            "simulator_fail_reasons": _fail_reasons(simc, "sim_pass", "sim_reason"),
+            "fraction_abs_err_median": float(np.nanmedian(simc["fraction_abs_err"].to_numpy(float)))
+            if "fraction_abs_err" in simc else None,
+            "rwp_ratio_median": float(np.nanmedian(simc["rwp_ratio"].to_numpy(float))) if "rwp_ratio" in simc else None,
+        }
+        res["speedup"] = res["batched_spectra_per_s"] / res["loop_spectra_per_s"]
+        res["speedup_best"] = res["batched_spectra_per_s_best"] / res["loop_spectra_per_s_best"]
+        rows.append(res)
+    return {
+        "batch_size": s.sim_batch,
+        "n_loop": s.sim_loop,
+        "conditions": "modality.draw_processing(B, np.random.default_rng(0)); the loop simulates the first "
+        "n_loop of them one per call (seed i); validators check the batched spectra against their own conditions",
+        "device": "cpu (NumPy oracle and validators)",
+        "rows": rows,
+    }
+
+
 # ----------------------------------------------------------------------- sampling
 def _newest_checkpoint(workdir: Path) -> Path | None:
     found = sorted(Path(workdir).glob("iter_*/model.ckpt"))
@@ -338,14 +432,20 @@ def bench_sampling(s: Settings, device: torch.device, workdir: Path) -> dict:
 
 
 # ---------------------------------------------------------------------- demo loop
-def read_history(workdir: Path) -> dict:
+def read_history(workdir: Path, columns: Sequence[str] = HISTORY_COLUMNS) -> dict:
+    """``<workdir>/history.csv`` of a closed loop, restricted to ``columns`` (those present)."""
     path = Path(workdir) / "history.csv"
     if not path.exists():
         return {"available": False, "path": str(path), "rows": []}
     df = pd.read_csv(path)
-    cols = [c for c in HISTORY_COLUMNS if c in df.columns]
+    cols = [c for c in columns if c in df.columns]
     rows = json.loads(df[cols].to_json(orient="records"))
     return {"available": True, "path": str(path), "columns": cols, "rows": rows}
+
+
+def read_spectra_history(workdir: Path) -> dict:
+    """A spectra loop's history (``genmat loop --modality xrd|raman``)."""
+    return read_history(workdir, SPECTRA_HISTORY_COLUMNS)
 
 
 # ------------------------------------------------------------------------ writing
@@ -448,6 +548,57 @@ def write_markdown(results: dict, out: Path) -> Path:
     else:
         lines += [f"No `{hist['path']}`: run `make demo` first (or pass `--workdir` of a finished loop).", ""]
 
+    spec = results["spectra_simulator"]
+    lines += [
+        "## 5. Spectra simulator throughput (XRD, Raman)",
+        "",
+        f"Oracle spectra/s through the modality (`get_modality(name).simulate`): one batched call of "
+        f"B = {spec['batch_size']} spectra vs a Python loop of {spec['n_loop']} single-spectrum calls; "
+        f"conditions: {spec['conditions']}. Validators (`physics_checks`, `simulator_checks`) timed on the "
+        f"batched spectra; their pass rates on the simulator's own spectra calibrate the checks (≈ 1 expected). "
+        f"Device: {spec['device']}.",
+        "",
+    ]
+    srows = [{**r, "pass_physics": r["physics_pass_rate"], "pass_sim": r["simulator_pass_rate"]} for r in spec["rows"]]
+    lines += [
+        report.table(
+            srows,
+            ["technique", "batched_spectra_per_s", "loop_spectra_per_s", "speedup", "speedup_best",
+             "physics_checks_spectra_per_s", "simulator_checks_spectra_per_s", "pass_physics", "pass_sim"],
+            ["technique", f"batched spectra/s (B={spec['batch_size']})",
+             f"one-at-a-time spectra/s ({spec['n_loop']} × B=1)", "speed-up (batched / one at a time)",
+             "speed-up, best of each", "physics checks spectra/s", "simulator checks spectra/s",
+             "pass rate of simulator spectra: physics checks", "pass rate of simulator spectra: simulator check"],
+        ),
+        "",
+        "Oracle settings and calibration details:",
+        "",
+        report.table(
+            [{"technique": r["technique"], "version": r["simulator_version"],
+              "axis": f"{r['axis']['start']:g}–{r['axis']['stop']:g} {r['axis']['unit']}", "n": r["axis"]["n"],
+              "phases": ", ".join(r["phases"]), "repeats": len(r["batched_seconds"]),
+              "frac_err": r["fraction_abs_err_median"], "rwp": r["rwp_ratio_median"],
+              "fails": "; ".join(f"{k} ×{v}" for k, v in {**r["physics_fail_reasons"],
+                                                          **r["simulator_fail_reasons"]}.items()) or "none"}
+             for r in spec["rows"]],
+            ["technique", "version", "axis", "n", "phases", "repeats", "frac_err", "rwp", "fails"],
+            ["technique", "oracle", "axis", "points", "phases", "repeats", "median abs Δw (simulator check)",
+             "median Rwp/Rexp", "failure reasons on own spectra"],
+        ),
+        "",
+        "![spectra throughput](spectra_throughput.png)",
+        "",
+    ]
+
+    shist = results["spectra_loop"]
+    lines += ["## 6. Spectra loop hit rate per iteration", ""]
+    if shist["available"]:
+        lines += [f"From `{shist['path']}`:", "", report.table(shist["rows"], shist["columns"]), "",
+                  "![spectra loop hit rate](spectra_loop_hit_rate.png)", ""]
+    else:
+        lines += [f"No `{shist['path']}`: run `make demo-xrd` (or `make demo-raman`) first, or pass "
+                  "`--spectra-workdir` of a finished spectra loop.", ""]
+
     path = out / "results.md"
     tmp = path.with_suffix(".md.tmp")
     tmp.write_text("\n".join(lines))
@@ -479,7 +630,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         prog="python -m benchmarks.run",
         description="genmat benchmarks: simulator and homogenisation throughput (batched vs one at a time), "
         "CG vs basic FFT solver iterations, sampling time and physics-check quality vs solver steps, and "
-        "the demo loop's hit rate per iteration. Writes results.json, results.md and PNG plots.",
+        "the demo loop's hit rate per iteration; XRD/Raman oracle and validator throughput and the spectra "
+        "loop's hit rate per iteration. Writes results.json, results.md and PNG plots.",
     )
     p.add_argument("--out", type=Path, default=Path("bench_results"), help="output folder (default: bench_results)")
     p.add_argument("--quick", action="store_true", help="seconds-long smoke version with tiny sizes")
@@ -488,6 +640,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workdir", type=Path, default=Path("runs/demo"),
                    help="a demo loop's workdir: its newest iter_*/model.ckpt and history.csv are read "
                    "(default: runs/demo)")
+    p.add_argument("--spectra-workdir", type=Path, default=Path("runs/xrd"),
+                   help="a spectra loop's workdir (genmat loop --modality xrd|raman): its history.csv is read "
+                   "(default: runs/xrd)")
     p.add_argument("--repeats", type=int, default=None, help="timed repeats per measurement (default 3; quick 2)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = p.parse_args(argv)
@@ -515,7 +670,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
              " [quick]" if s.quick else "", out)
 
     seconds: dict[str, float] = {}
-    sections = tqdm(total=4, desc="benchmarks", unit="section")
+    sections = tqdm(total=6, desc="benchmarks", unit="section")
 
     def timed(name: str, fn):
         t0 = time.perf_counter()
@@ -524,18 +679,25 @@ def main(argv: Sequence[str] | None = None) -> dict:
         sections.update()
         return value
 
-    log.info("1/4 simulator throughput: B=%d vs %d one at a time", s.sim_batch, s.sim_loop)
+    log.info("1/6 simulator throughput: B=%d vs %d one at a time", s.sim_batch, s.sim_loop)
     results["simulator"], micrographs = timed("simulator", lambda: bench_simulator(s, device))
 
-    log.info("2/4 homogenisation: throughput and CG vs basic iterations")
+    log.info("2/6 homogenisation: throughput and CG vs basic iterations")
     results["homogenisation"], results["solvers"] = timed("homogenisation", lambda: (
         bench_homogenisation_throughput(s, device, micrographs), bench_solver_iterations(s, device)))
 
-    log.info("3/4 sampling time and quality vs steps (%s × %s)", ",".join(s.methods), list(s.steps))
+    log.info("3/6 sampling time and quality vs steps (%s × %s)", ",".join(s.methods), list(s.steps))
     results["sampling"] = timed("sampling", lambda: bench_sampling(s, device, args.workdir))
 
-    log.info("4/4 demo loop history from %s", args.workdir)
+    log.info("4/6 demo loop history from %s", args.workdir)
     results["loop"] = timed("loop", lambda: read_history(args.workdir))
+
+    log.info("5/6 spectra simulator throughput (%s): B=%d vs %d one at a time, and validators",
+             ",".join(s.spectra_techniques), s.sim_batch, s.sim_loop)
+    results["spectra_simulator"] = timed("spectra_simulator", lambda: bench_spectra(s))
+
+    log.info("6/6 spectra loop history from %s", args.spectra_workdir)
+    results["spectra_loop"] = timed("spectra_loop", lambda: read_spectra_history(args.spectra_workdir))
     sections.close()
     results["section_seconds"] = seconds
     results["load_average_1min_end"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
@@ -547,6 +709,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
     ]
     if results["loop"]["available"] and results["loop"]["rows"]:
         plots.append(report.hit_rate_plot(results["loop"]["rows"], out / "loop_hit_rate.png"))
+    plots.append(report.spectra_throughput_plot(results["spectra_simulator"]["rows"], out / "spectra_throughput.png"))
+    if results["spectra_loop"]["available"] and results["spectra_loop"]["rows"]:
+        plots.append(report.spectra_hit_rate_plot(results["spectra_loop"]["rows"], out / "spectra_loop_hit_rate.png",
+                                                  title=f"spectra loop ({Path(args.spectra_workdir).name})"))
     results["plots"] = [p.name for p in plots]
     results["total_seconds"] = time.perf_counter() - t_start
     write_json(results, out)

@@ -14,7 +14,15 @@ SECTIONS_MD = (
     "## 2. Homogenisation",
     "## 3. Sampling time and quality vs steps",
     "## 4. Demo loop hit rate per iteration",
+    "## 5. Spectra simulator throughput",
+    "## 6. Spectra loop hit rate per iteration",
 )
+SPECTRA_HISTORY = {
+    "iteration": [0, 1, 2], "hit_rate": [0.25, 0.5, 0.75], "hits": [3, 6, 9], "candidate_hit_rate": [0.1, 0.3, 0.6],
+    "physics_pass_rate": [0.8, 0.9, 0.95], "fraction_mae": [0.1, 0.05, 0.03],
+    "fraction_mae_hits": [float("nan"), 0.02, 0.01], "size_mape": [0.3, 0.2, 0.1], "rwp_ratio_median": [2.0, 1.5, 1.1],
+    "simulator_calls_total": [256, 304, 352], "n_train": [256, 304, 352], "train_seconds": [40.0, 30.0, 31.0],
+}
 
 
 def test_help_exits_cleanly(capsys):
@@ -22,7 +30,7 @@ def test_help_exits_cleanly(capsys):
         run.main(["--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    for flag in ("--out", "--quick", "--device", "--workdir"):
+    for flag in ("--out", "--quick", "--device", "--workdir", "--spectra-workdir"):
         assert flag in out
 
 
@@ -44,6 +52,17 @@ def test_history_is_read_and_plotted(tmp_path):
                                                       "rows": []}
 
 
+def test_spectra_history_is_read_and_plotted(tmp_path):
+    pd.DataFrame(SPECTRA_HISTORY).to_csv(tmp_path / "history.csv", index=False)
+    got = run.read_spectra_history(tmp_path)
+    assert got["available"] and [r["candidate_hit_rate"] for r in got["rows"]] == [0.1, 0.3, 0.6]
+    assert got["columns"] == [c for c in run.SPECTRA_HISTORY_COLUMNS if c in SPECTRA_HISTORY]
+    assert "hits" not in got["columns"]
+    assert got["rows"][0]["fraction_mae_hits"] is None  # NaN metric (no hits yet) -> JSON null
+    assert report.spectra_hit_rate_plot(got["rows"], tmp_path / "hit.png").stat().st_size > 0
+    assert run.read_spectra_history(tmp_path / "missing")["available"] is False
+
+
 def test_markdown_table_formats_cells():
     md = report.table([{"a": 1, "b": 0.123456, "c": float("nan"), "d": "x|y"}], ["a", "b", "c", "d"])
     assert md.splitlines()[2] == "| 1 | 0.123 | – | x\\|y |"
@@ -51,10 +70,14 @@ def test_markdown_table_formats_cells():
 
 @pytest.mark.slow
 def test_quick_run_writes_json_markdown_and_plots(tmp_path):
-    results = run.main(["--quick", "--out", str(tmp_path), "--workdir", str(tmp_path / "none")])
+    (tmp_path / "xrd").mkdir()
+    pd.DataFrame(SPECTRA_HISTORY).to_csv(tmp_path / "xrd" / "history.csv", index=False)
+    results = run.main(["--quick", "--out", str(tmp_path), "--workdir", str(tmp_path / "none"),
+                        "--spectra-workdir", str(tmp_path / "xrd")])
 
     data = json.loads((tmp_path / "results.json").read_text())
-    for key in ("machine", "simulator", "homogenisation", "solvers", "sampling", "loop"):
+    for key in ("machine", "simulator", "homogenisation", "solvers", "sampling", "loop", "spectra_simulator",
+                "spectra_loop"):
         assert key in data, key
     assert data["quick"] is True
     assert data["machine"]["cpu_count"] >= 1 and data["machine"]["torch"] and data["machine"]["timestamp_utc"]
@@ -79,11 +102,32 @@ def test_quick_run_writes_json_markdown_and_plots(tmp_path):
 
     assert data["loop"]["available"] is False
 
+    spec = data["spectra_simulator"]
+    assert spec["batch_size"] == run.Settings.quick_settings().sim_batch
+    assert [r["technique"] for r in spec["rows"]] == ["xrd", "raman"]
+    for r in spec["rows"]:
+        assert r["batch_size"] == spec["batch_size"] and r["axis"]["n"] == 1024 and r["phases"]
+        for k in ("batched_spectra_per_s", "loop_spectra_per_s", "speedup", "physics_checks_spectra_per_s",
+                  "simulator_checks_spectra_per_s"):
+            assert r[k] > 0, k
+        assert 0.0 <= r["physics_pass_rate"] <= 1.0 and 0.0 <= r["simulator_pass_rate"] <= 1.0
+        assert isinstance(r["simulator_fail_reasons"], dict)
+    sl = data["spectra_loop"]
+    assert sl["available"] is True and [r["iteration"] for r in sl["rows"]] == [0, 1, 2]
+    assert "candidate_hit_rate" in sl["columns"] and "hits" not in sl["columns"]
+
     md = (tmp_path / "results.md").read_text()
     for heading in SECTIONS_MD:
         assert heading in md, heading
     assert "run `make demo` first" in md
-    assert md.count("\n|---|") >= 4  # throughput ×2, solver iterations, sampler sweep
-    for png in ("throughput.png", "homogenisation_iterations.png", "sampling_vs_steps.png"):
+    assert md.count("\n|---|") >= 7  # throughput ×2, solver iterations, sampler sweep, spectra ×2, spectra loop
+    pngs = {"throughput.png", "homogenisation_iterations.png", "sampling_vs_steps.png", "spectra_throughput.png",
+            "spectra_loop_hit_rate.png"}
+    for png in pngs:
         assert (tmp_path / png).stat().st_size > 0, png
-    assert set(results["plots"]) == {"throughput.png", "homogenisation_iterations.png", "sampling_vs_steps.png"}
+    assert set(results["plots"]) == pngs
+    assert not (tmp_path / "loop_hit_rate.png").exists()
+
+    (tmp_path / "nohist").mkdir()
+    missing = {**results, "spectra_loop": run.read_spectra_history(tmp_path / "none")}
+    assert "run `make demo-xrd`" in run.write_markdown(missing, tmp_path / "nohist").read_text()

@@ -91,3 +91,27 @@ def test_loop_config_errors_name_the_field(tmp_path):
 def test_train_without_dataset_says_what_to_do(tmp_path):
     out = genmat("train", "--dataset", str(tmp_path / "missing"), cwd=tmp_path)
     _one_line_error(out, "does not exist", "genmat simulate")
+
+
+def test_spectrum_design_fractions_must_sum_to_one(tmp_path):
+    ckpt = tmp_path / "model.ckpt"
+    ckpt.write_bytes(b"")
+    out = genmat("design", "--modality", "xrd", "--checkpoint", str(ckpt), "-t", "frac_anatase=0.7",
+                 "-t", "frac_rutile=0.7", "-t", "frac_ZnO=0", "--out", str(tmp_path / "out"), cwd=tmp_path)
+    _one_line_error(out, "frac_anatase + frac_rutile + frac_ZnO", "1.4", "1 ± 0.01")
+    assert not (tmp_path / "out").exists()
+
+
+def test_spectrum_size_out_of_the_trained_range(tmp_path):
+    ckpt = tmp_path / "model.ckpt"
+    ckpt.write_bytes(b"")
+    out = genmat("design", "--modality", "xrd", "--checkpoint", str(ckpt), "-t", "size_nm=-3", cwd=tmp_path)
+    _one_line_error(out, "size_nm", "-3", "[5, 30]")
+
+
+def test_spectrum_unknown_phase_in_a_config(tmp_path):
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"modality": "xrd", "modality_options": {"phases": ["anatase", "unobtainium"]}}))
+    out = genmat("loop", "--config", str(cfg), "--no-prefect", "--no-tracking", cwd=tmp_path)
+    _one_line_error(out, "unobtainium", "alpha_Fe")
+    assert not (tmp_path / "runs").exists()

@@ -231,7 +231,10 @@ def feedback_step(p: FeedbackParams, progress: bool = True) -> dict:
         store.append(result.samples[torch.as_tensor(idx)], rows, provenance="relabelled", iteration=p.iteration,
                      source_run=p.source_run, batch_key=key)
         counts["relabelled"] = len(idx)
-    missed = result.designs.loc[~result.designs["hit"].astype(bool), "target_id"]
+    if modality.hit_metric == "candidate_hit_rate":  # every failed candidate counts: its target gets data
+        missed = pd.Series(sorted(rep.loc[rep["verdict"] != "hit", "target_id"].unique()), dtype="int64")
+    else:  # the target's returned design missed
+        missed = result.designs.loc[~result.designs["hit"].astype(bool), "target_id"]
     key = f"iter{p.iteration}/acquire"
     if len(missed) and p.acquire_per_target and not store.has_batch(key):
         targets = rep.drop_duplicates("target_id").set_index("target_id").loc[missed]

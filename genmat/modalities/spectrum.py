@@ -43,7 +43,8 @@ TECHNIQUE_DEFAULTS = {
     "xrd": {"size_range": (5.0, 30.0), "checks": {"peak_tolerance": 0.2, "window_fwhm": 2.5,
                                                   "snip_max_half_width": 64, "fit_window_fwhm": 4.0}},
     "raman": {"size_range": (3.0, 15.0), "checks": {"peak_tolerance": 5.0, "window_fwhm": 10.0,
-                                                    "snip_max_half_width": 24, "fit_window_fwhm": 1.5}},
+                                                    "snip_max_half_width": 24, "fit_window_fwhm": 1.5,
+                                                    "project_background": False}},
 }
 
 
@@ -105,7 +106,7 @@ class SpectrumModality:
     # Demo defaults of the closed loop (LoopConfig fields); every candidate is checked.
     loop_defaults = {
         "n_candidates": 4, "n_simulate": 4, "acquire_per_target": 8, "initial_samples": 256, "n_targets": 12,
-        "first_train_steps": 300, "next_train_steps": 300,
+        "first_train_steps": 400, "next_train_steps": 400,
         "generator": GeneratorConfig(unet=UNetConfig(spatial_dims=1, base_channels=16, channel_mults=(1, 2, 4, 4),
                                                      padding_mode="replicate", position_features=8)),
     }

@@ -89,3 +89,31 @@ def test_resume_with_other_settings_is_refused(tmp_path, finished_loop):
     wd = finished_loop[0]
     with pytest.raises(ValueError, match="different configuration.*n_candidates"):
         ClosedLoop(tiny_loop_config(wd, n_candidates=5))
+
+
+def test_spectra_run_through_the_same_loop(tmp_path):
+    """XRD through every stage: failing targets get their own condition simulated (and
+    neighbours), failed spectra are not relabelled, the candidate hit rate is reported."""
+    from genmat.generate import GeneratorConfig, SamplerConfig
+    from genmat.nn import UNetConfig
+
+    cfg = tiny_loop_config(
+        tmp_path / "xrd", modality="xrd", modality_options={}, n_simulate=3, acquire_per_target=3,
+        generator=GeneratorConfig(unet=UNetConfig(spatial_dims=1, base_channels=8, channel_mults=(1, 2), embed_dim=32,
+                                                  padding_mode="replicate", position_features=2),
+                                  sampler=SamplerConfig(steps=2, method="euler")))
+    state = ClosedLoop(cfg).run()
+    assert [row["iteration"] for row in state.history] == [0, 1]
+    assert all(0 <= row["candidate_hit_rate"] <= row["hit_rate"] <= 1 for row in state.history)
+    store = DatasetStore.open(cfg.dataset)
+    table = store.table()
+    assert set(table["provenance"]) == {"simulated"}  # nothing relabelled
+    targets = pd.read_parquet(cfg.workdir / "targets.parquet")
+    acquired = table[table["source_run"] == "loop/iter0"]
+    missed = state.steps["iter0/feedback"]["acquired"] // 3
+    assert missed >= 1 and len(acquired) == 3 * missed  # a 4-step model misses
+    fields = ["frac_anatase", "frac_rutile", "frac_ZnO", "size_nm", "strain", "temperature_K"]
+    own = acquired[fields].iloc[::3].to_numpy()  # each missed target's own condition comes first
+    assert all(((targets[fields].to_numpy() - row) ** 2).sum(1).min() < 1e-12 for row in own)
+    assert (cfg.workdir / "iter_01" / "pictures" / "designs.png").exists()
+    assert "candidate_hit_rate" in (cfg.workdir / "report.md").read_text()
