@@ -139,7 +139,7 @@ def _metrics(report: pd.DataFrame, designs: pd.DataFrame, n_candidates: int) -> 
     if "sim_density_g_cm3" in designs and "target_density_g_cm3" in designs:
         metrics["density_mae_g_cm3"] = float((designs["sim_density_g_cm3"] - designs["target_density_g_cm3"]).abs().mean())
     if "fraction_abs_err" in report:  # spectra: per-phase |recovered − target| fraction errors
-        frac = [c for c in report.columns if c.startswith("sim_frac_")]
+        frac = [c for c in report.columns if c.startswith("sim_frac_") and "target_" + c[4:] in report]
         err = np.abs(report[frac].to_numpy(float) - report[["target_" + c[4:] for c in frac]].to_numpy(float))
         simulated = report["simulated"].to_numpy(bool)
         metrics["fraction_mae"] = float(np.nanmean(err[simulated])) if simulated.any() else float("nan")

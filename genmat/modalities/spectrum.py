@@ -239,7 +239,7 @@ class SpectrumModality:
     def plot_samples(self, samples: torch.Tensor, titles: Sequence[str], ncols: int = 4,
                      conditions: pd.DataFrame | None = None):
         """Spectra in a grid; with ``conditions``, each is overlaid with the simulator's
-        noise-free spectrum for its condition (on the sample's SNIP background) and the
+        noise-free spectrum for its condition (on the sample's background, fitted) and the
         allowed lines of the conditioned phases are marked."""
         import matplotlib.pyplot as plt
 
@@ -255,10 +255,12 @@ class SpectrumModality:
         if conditions is not None:
             conditions = conditions.reset_index(drop=True)
             full = conditions.reindex(columns=list(self.target_fields)).notna().all(1).to_numpy()
-            if full.any():
+            if full.any():  # the simulator's spectrum on the sample's background (least squares, as for R_wp)
                 ref = np.full_like(y, np.nan)
-                ref[full] = self.expected(conditions[full])
-                ref[full] += sim.snip_background(y[full], 40)
+                peaks = self.expected(conditions[full])
+                basis = sim.background_basis(self.technique.axis)
+                coef, *_ = np.linalg.lstsq(basis.T, (y[full] - peaks).T, rcond=None)
+                ref[full] = peaks + coef.T @ basis
         colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
         for i, ax in enumerate(axes.flat[:n]):
             ax.plot(x, y[i], lw=0.6, color="k", label="generated" if ref is not None else None)

@@ -126,7 +126,7 @@ def _self_explaining_verdict(row: pd.Series, novelty: NoveltyConfig):
     if _flag(row, "sim_pass") is False:
         return "miss", str(row.get("sim_reason", "simulator check failed"))
     if _flag(row, "sim_pass") is None:
-        return "unscreened", "simulator check not run"
+        return "unscreened", "physics checks passed; simulator check not run (no target given)"
     parts = ["every check passed"]
     if _flag(row, "novel_pass") is not None:
         parts.append(f"novelty {row['novelty']:.2f}")

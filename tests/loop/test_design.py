@@ -64,3 +64,30 @@ def test_surrogate_recovers_density_exactly(world):
     pred = surrogate.predict(mod.screening_features(samples))
     np.testing.assert_allclose(pred[:, 1], rows["density_g_cm3"], rtol=1e-6)  # density is linear in φ
     assert surrogate.rmse[1] < 1e-6
+
+
+def test_spectra_from_the_oracle_hit_and_fractions_are_measured():
+    """XRD: a generator that replays the oracle's spectra of the targets hits (every
+    candidate is checked); one that swaps the targets' spectra misses on fractions; a
+    target giving only one fraction is checked on that fraction alone."""
+    from genmat.modalities import get_modality
+
+    mod = get_modality("xrd")
+    targets = pd.DataFrame({"frac_anatase": [0.7, 0.0], "frac_rutile": [0.3, 0.2], "frac_ZnO": [0.0, 0.8],
+                            "size_nm": [10.0, 20.0], "strain": [0.001, 0.0], "temperature_K": [400.0, 800.0]})
+    samples, _ = mod.simulate(targets, seed=3)
+    train, _ = mod.simulate(mod.draw_processing(16, np.random.default_rng(0)), seed=4)
+    result = design(ReplayGenerator(samples), mod, targets, n_candidates=2, n_simulate=2, training_samples=train)
+    assert result.metrics["candidate_hit_rate"] == 1.0 and result.metrics["hit_rate"] == 1.0
+    assert result.metrics["fraction_mae_hits"] < 0.01
+    swapped = design(ReplayGenerator(samples.flip(0)), mod, targets, n_candidates=1, n_simulate=1)
+    assert swapped.metrics["candidate_hit_rate"] == 0.0  # a ZnO-rich pattern for a ZnO-free target, and back
+    assert (swapped.report["verdict"] == "invalid").all()
+    assert swapped.report["reason"].str.contains("no allowed line|spurious").all()
+    mixed = targets.assign(frac_anatase=[0.3, 0.0], frac_rutile=[0.7, 0.2])  # same phases, other amounts
+    miss = design(ReplayGenerator(samples[:1]), mod, mixed.iloc[:1], n_candidates=1, n_simulate=1)
+    assert miss.report["verdict"][0] == "miss" and miss.metrics["fraction_mae"] == pytest.approx(0.4 * 2 / 3, abs=0.02)
+    partial = design(ReplayGenerator(samples[:1]), mod, targets[["frac_anatase"]].iloc[:1], n_candidates=1,
+                     n_simulate=1)
+    assert partial.metrics["candidate_hit_rate"] == 1.0
+    assert partial.report["sim_frac_anatase"][0] == pytest.approx(0.7, abs=0.02)
