@@ -31,7 +31,7 @@ from genmat.train import TrainConfig, TrainResult, load_checkpoint, resolve_devi
 @dataclass(frozen=True)
 class SamplerConfig:
     steps: int = 20  # solver steps (Heun: 2·steps − 1 network evaluations)
-    method: str = "heun"  # "euler" | "heun" | "ddim" | "ddpm"
+    method: str = "heun"  # "euler" | "heun" | "ddim" | "ddpm" | "dpmpp_2m"
     # Classifier-free guidance scale w (1 = plain conditional). Measured on the demo (iteration-0
     # model, 12 held-out targets, 16 candidates each): w = 1.0 / 1.5 / 2.0 gave hit rates
     # 100 % / 92 % / 42 % — larger w pushes the volume fraction past extreme targets.
