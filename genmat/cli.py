@@ -95,9 +95,10 @@ def train(
     seed: int = typer.Option(0),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     modality: str = typer.Option("spinodal", help=MODALITY_HELP),
+    method: str = typer.Option("diffusion", help="generator family: diffusion (rectified flow / VP, U-Net) or vae"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ):
-    """Train the conditional generator (rectified flow, U-Net) on a dataset."""
+    """Train the conditional generator (default: rectified flow on a U-Net) on a dataset."""
     _setup(verbose)
     from genmat.loop import LoopConfig
     from genmat.loop.steps import TrainParams, train_step
@@ -108,10 +109,16 @@ def train(
     if not dataset.exists():
         raise UsageError(f"--dataset {dataset} does not exist; run `genmat simulate --dataset {dataset}` first")
     cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device)
-    generator = LoopConfig(modality=modality).generator  # the modality's default network
+    from dataclasses import replace
+
+    generator = replace(LoopConfig(modality=modality).generator, method=method)  # the modality's default network
     out = train_step(TrainParams(modality=modality, dataset=dataset, checkpoint=checkpoint, warm_start=warm_start,
                                  generator=generator, train=cfg))
     typer.echo(f"trained to step {out['step']} (loss {out['final_loss']:.4f}) on {out['n_train']} samples: {checkpoint}")
+    if method == "vae":
+        typer.echo(f"VAE posterior: {int(out['vae_active_units'])} active latent dimensions "
+                   f"({out['vae_active_fraction']:.0%}), KL {out['vae_kl_total_nats']:.1f} nats"
+                   + (" — COLLAPSED (lower beta, longer warm-up or free bits)" if out["vae_collapsed"] else ""))
 
 
 @app.command()

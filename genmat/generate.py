@@ -25,7 +25,11 @@ import torch
 from genmat.conditions import ConditionSchema
 from genmat.diffusion import Denoiser, DenoisingLoss, NoisePath, classifier_free, sample
 from genmat.nn import UNet, UNetConfig
+from genmat.nn.vae_nets import ConditionalVAE
 from genmat.train import TrainConfig, TrainResult, load_checkpoint, resolve_device, train
+from genmat.vae import ELBOLoss, VAESettings, posterior_diagnostics
+
+METHODS = ("diffusion", "vae")
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,9 @@ class SamplerConfig:
 
 @dataclass(frozen=True)
 class GeneratorConfig:
+    # "diffusion": the U-Net denoiser on a noise path (rectified flow / VP, any prediction);
+    # "vae": a conditional VAE of the same blocks (``unet`` sizes it, ``vae`` sets its ELBO).
+    method: str = "diffusion"
     unet: UNetConfig = field(default_factory=UNetConfig)
     path: str = "rectified_flow"  # "rectified_flow" | "vp_linear" | "vp_cosine"
     prediction: str = "velocity"  # "velocity" | "eps" | "x0" | "v"
@@ -48,6 +55,11 @@ class GeneratorConfig:
     cond_dropout: float = 0.1  # per-field drop probability for classifier-free guidance
     t_sampling: str = "uniform"
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    vae: VAESettings = field(default_factory=VAESettings)
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"generator method = {self.method!r}; allowed: {', '.join(METHODS)}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -57,7 +69,7 @@ class GeneratorConfig:
         d = dict(d)
         unet = d.pop("unet", {})
         unet = UNetConfig(**{**unet, "channel_mults": tuple(unet.get("channel_mults", (1, 2, 2)))})
-        return cls(unet=unet, sampler=SamplerConfig(**d.pop("sampler", {})), **d)
+        return cls(unet=unet, sampler=SamplerConfig(**d.pop("sampler", {})), vae=VAESettings(**d.pop("vae", {})), **d)
 
 
 class Generator:
@@ -73,11 +85,15 @@ class Generator:
             config = replace(config, unet=replace(config.unet, spatial_dims=len(self.sample_shape) - 1))
         self.config, self.schema = config, schema
         self.device = resolve_device(device)
-        self.model = Denoiser(
-            UNet(config.unet), NoisePath(config.path), config.prediction, config.sigma_data
-        ).to(self.device)
+        if config.method == "vae":
+            self.model = ConditionalVAE(config.unet, config.vae.latent_channels).to(self.device)
+        else:
+            self.model = Denoiser(
+                UNet(config.unet), NoisePath(config.path), config.prediction, config.sigma_data
+            ).to(self.device)
         self.model.eval()
         self.step = 0
+        self.diagnostics: dict[str, float] = {}  # after fit: e.g. the VAE's posterior-collapse numbers
 
     # ----------------------------------------------------------------- persistence
     def model_args(self) -> dict:
@@ -118,7 +134,10 @@ class Generator:
         progress: bool = True,
     ) -> TrainResult:
         """Train on (x (N, C, *S), values (N, F), mask (N, F)); keeps the EMA weights."""
-        loss = DenoisingLoss(cond_dropout=self.config.cond_dropout, t_sampling=self.config.t_sampling)
+        if self.config.method == "vae":
+            loss = ELBOLoss(self.config.vae, cond_dropout=self.config.cond_dropout)
+        else:
+            loss = DenoisingLoss(cond_dropout=self.config.cond_dropout, t_sampling=self.config.t_sampling)
         ema, result = train(
             self.model,
             loss,
@@ -131,6 +150,11 @@ class Generator:
             progress=progress,
         )
         self.model, self.step = ema, result.step
+        if self.config.method == "vae":
+            n = min(1024, data[0].shape[0])
+            diag = posterior_diagnostics(self.model, *(d[:n].to(self.device) for d in data),
+                                         threshold=self.config.vae.active_threshold)
+            self.diagnostics = diag.as_metrics()
         return result
 
     # -------------------------------------------------------------------- sampling
@@ -152,17 +176,30 @@ class Generator:
         for start in range(0, values.shape[0], batch_size):
             v = values[start : start + batch_size].to(self.device)
             m = mask[start : start + batch_size].to(self.device)
-            noise = torch.randn((v.shape[0], *self.sample_shape), generator=gen).to(self.device)
-            predict = classifier_free(self.model, v, m, sampler.guidance)
             autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda"
                         else contextlib.nullcontext())
             with autocast:
-                x = sample(
-                    predict, self.model.path, noise, steps=sampler.steps, method=sampler.method,
-                    eta=sampler.eta, generator=gen if self.device.type == "cpu" else None, progress=progress,
-                )
+                if self.config.method == "vae":
+                    x = self._decode_prior(v, m, sampler.guidance, gen)
+                else:
+                    noise = torch.randn((v.shape[0], *self.sample_shape), generator=gen).to(self.device)
+                    predict = classifier_free(self.model, v, m, sampler.guidance)
+                    x = sample(
+                        predict, self.model.path, noise, steps=sampler.steps, method=sampler.method,
+                        eta=sampler.eta, generator=gen if self.device.type == "cpu" else None, progress=progress,
+                    )
             out.append(x.float().cpu())
         return torch.cat(out)
+
+    def _decode_prior(self, values, mask, guidance: float, gen: torch.Generator) -> torch.Tensor:
+        """VAE: z ~ N(0, I) decoded with the condition, one network call (two with guidance
+        w ≠ 1: dec(z, ∅) + w (dec(z, c) − dec(z, ∅)), the classifier-free formula)."""
+        z = torch.randn((values.shape[0], *self.model.latent_shape(self.sample_shape)), generator=gen).to(self.device)
+        x = self.model.decode(z, values, mask)
+        if guidance != 1.0:
+            x_null = self.model.decode(z, values, torch.zeros_like(mask))
+            x = x_null + guidance * (x - x_null)
+        return x
 
     def sample_conditions(
         self, conditions: pd.DataFrame, *, n_per_condition: int = 1, **kwargs

@@ -7,20 +7,11 @@ from dataclasses import dataclass
 import torch
 
 from genmat.diffusion.paths import append_dims
+from genmat.nn.embeddings import drop_fields  # per-field condition dropout, shared with the VAE
 from genmat.diffusion.precond import Denoiser
 
 T_SAMPLING = ("uniform", "logit_normal")
-
-
-def drop_fields(mask: torch.Tensor, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Drop each condition field independently with probability p (classifier-free guidance).
-
-    One model then serves any subset of fields, including none (unconditional).
-    """
-    if p <= 0:
-        return mask
-    keep = torch.rand(mask.shape, generator=generator, device=mask.device) >= p
-    return mask * keep.to(mask.dtype)
+__all__ = ["DenoisingLoss", "T_SAMPLING", "drop_fields"]
 
 
 @dataclass(frozen=True)

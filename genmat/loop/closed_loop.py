@@ -220,7 +220,8 @@ class ClosedLoop:
         calls = self.simulator_calls()
         row = {"iteration": k, **{m: v for m, v in design.items() if isinstance(v, (int, float))},
                "train_loss": train["final_loss"], "train_step": train["step"], "n_train": train["n_train"],
-               "train_seconds": train["seconds"], "simulator_calls_total": calls}
+               "train_seconds": train["seconds"], "simulator_calls_total": calls,
+               **{k: v for k, v in train.items() if k.startswith("vae_")}}
         pictures = self._iteration_pictures(k, result, train)
         with self.tracker.child(f"iteration {k}", tags={"genmat.iteration": str(k)}) as child:
             child.log_params({"iteration": k, "train_steps": train["step"], "n_train": train["n_train"],

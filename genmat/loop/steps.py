@@ -157,6 +157,8 @@ def train_step(p: TrainParams, progress: bool = True, callbacks=()) -> dict:
         "seconds": result.seconds,
         "n_train": int(data[0].shape[0]),
         "n_parameters": generator.n_parameters,
+        "method": generator.config.method,
+        **generator.diagnostics,  # e.g. the VAE's active units and KL per dimension
     }
 
 

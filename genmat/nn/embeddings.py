@@ -55,3 +55,14 @@ class ConditionEmbedding(nn.Module):
         feats = torch.cat([angles.sin(), angles.cos()], dim=-1) * mask[..., None]
         feats = torch.cat([feats.flatten(1), values, mask], dim=-1)
         return self.mlp(feats)
+
+
+def drop_fields(mask: torch.Tensor, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Drop each condition field independently with probability p (classifier-free guidance).
+
+    One model then serves any subset of fields, including none (unconditional).
+    """
+    if p <= 0:
+        return mask
+    keep = torch.rand(mask.shape, generator=generator, device=mask.device) >= p
+    return mask * keep.to(mask.dtype)

@@ -60,6 +60,21 @@ def _conv(cfg: UNetConfig, c_in: int, c_out: int, kernel: int = 3, stride: int =
     )
 
 
+def position_features(x: torch.Tensor, n_octaves: int) -> torch.Tensor:
+    """(B, 2·P·D, *S) fixed features sin/cos(π 2^k u), k < P, of each axis coordinate u ∈ [0, 1]."""
+    spatial = x.shape[2:]
+    freqs = math.pi * 2.0 ** torch.arange(n_octaves, device=x.device, dtype=x.dtype)
+    feats = []
+    for axis, n in enumerate(spatial):
+        u = torch.linspace(0, 1, n, device=x.device, dtype=x.dtype)
+        ang = freqs[:, None] * u[None, :]  # (P, n)
+        shape = [1] * len(spatial)
+        shape[axis] = n
+        for f in (torch.sin(ang), torch.cos(ang)):
+            feats.append(f.reshape(len(freqs), *shape).expand(len(freqs), *spatial))
+    return torch.cat(feats).unsqueeze(0).expand(x.shape[0], -1, *spatial)
+
+
 class ResBlock(nn.Module):
     def __init__(self, cfg: UNetConfig, c_in: int, c_out: int) -> None:
         super().__init__()
@@ -120,20 +135,6 @@ class UNet(nn.Module):
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
-    def _positions(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 2·P·D, *S) features sin/cos(π 2^k u) of each axis coordinate u ∈ [0, 1]."""
-        spatial = x.shape[2:]
-        freqs = math.pi * 2.0 ** torch.arange(self.cfg.position_features, device=x.device, dtype=x.dtype)
-        feats = []
-        for axis, n in enumerate(spatial):
-            u = torch.linspace(0, 1, n, device=x.device, dtype=x.dtype)
-            ang = freqs[:, None] * u[None, :]  # (P, n)
-            shape = [1] * len(spatial)
-            shape[axis] = n
-            for f in (torch.sin(ang), torch.cos(ang)):
-                feats.append(f.reshape(len(freqs), *shape).expand(len(freqs), *spatial))
-        return torch.cat(feats).unsqueeze(0).expand(x.shape[0], -1, *spatial)
-
     def forward(
         self,
         x: torch.Tensor,
@@ -156,7 +157,7 @@ class UNet(nn.Module):
             emb = emb + self.cond_embed(values, mask if mask is not None else torch.ones_like(values))
         emb = F.silu(emb)
         if self.cfg.position_features:
-            x = torch.cat([x, self._positions(x)], dim=1)
+            x = torch.cat([x, position_features(x, self.cfg.position_features)], dim=1)
         h, skips = self.stem(x), []
         for blocks, down in zip(self.down_blocks, self.downsamples):
             for block in blocks:

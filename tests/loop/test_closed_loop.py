@@ -117,3 +117,16 @@ def test_spectra_run_through_the_same_loop(tmp_path):
     assert all(((targets[fields].to_numpy() - row) ** 2).sum(1).min() < 1e-12 for row in own)
     assert (cfg.workdir / "iter_01" / "pictures" / "designs.png").exists()
     assert "candidate_hit_rate" in (cfg.workdir / "report.md").read_text()
+
+
+def test_a_vae_generator_runs_through_the_loop_and_reports_its_posterior(tmp_path):
+    from genmat.generate import GeneratorConfig, SamplerConfig
+    from genmat.nn import UNetConfig
+
+    cfg = tiny_loop_config(tmp_path / "vae", max_iterations=1, generator=GeneratorConfig(
+        method="vae", unet=UNetConfig(base_channels=8, channel_mults=(1, 2), embed_dim=32),
+        sampler=SamplerConfig(steps=1)))
+    state = ClosedLoop(cfg).run()
+    row = state.history[0]
+    assert 0 <= row["vae_active_fraction"] <= 1 and row["vae_kl_total_nats"] >= 0
+    assert state.steps["iter0/train"]["method"] == "vae"
