@@ -19,7 +19,7 @@ from typing import List, Optional
 import typer
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="genmat: materials inverse design — simulate, train, design, validate, loop, serve.")
+                  help="genmat: materials inverse design — simulate, train, reflow, design, validate, loop, serve.")
 
 log = logging.getLogger("genmat")
 
@@ -119,6 +119,34 @@ def train(
         typer.echo(f"VAE posterior: {int(out['vae_active_units'])} active latent dimensions "
                    f"({out['vae_active_fraction']:.0%}), KL {out['vae_kl_total_nats']:.1f} nats"
                    + (" — COLLAPSED (lower beta, longer warm-up or free bits)" if out["vae_collapsed"] else ""))
+
+
+@app.command()
+def reflow(
+    checkpoint: Path = typer.Option(..., help="a trained rectified-flow generator checkpoint"),
+    out: Path = typer.Option(..., help="the reflowed checkpoint to write"),
+    dataset: Optional[Path] = typer.Option(None, help="the training dataset (its conditions; default runs/MODALITY/dataset)"),
+    pairs: int = typer.Option(2048, min=1, help="(noise, sample) pairs to generate"),
+    ode_steps: int = typer.Option(50, min=1, help="Heun steps per generated pair"),
+    steps: int = typer.Option(1000, min=1, help="optimiser steps on the pairs"),
+    lr: float = typer.Option(1e-3, min=0.0),
+    seed: int = typer.Option(0),
+    modality: str = typer.Option("spinodal", help=MODALITY_HELP),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+):
+    """Reflow a rectified flow: regenerate (noise, sample) pairs with it and retrain on them,
+    so that one to a few sampler steps suffice."""
+    _setup(verbose)
+    from genmat.loop.steps import ReflowParams, reflow_step
+    from genmat.train import TrainConfig
+
+    dataset = _dataset_path(dataset, modality)
+    for path, what in ((checkpoint, "--checkpoint"), (dataset, "--dataset")):
+        if not Path(path).exists():
+            raise UsageError(f"{what} {path} does not exist")
+    res = reflow_step(ReflowParams(modality=modality, dataset=dataset, checkpoint=checkpoint, out=out, pairs=pairs,
+                                   ode_steps=ode_steps, train=TrainConfig(steps=steps, lr=lr, seed=seed), seed=seed))
+    typer.echo(f"reflowed on {pairs} pairs, {steps} steps (loss {res['final_loss']:.4f}): {out}")
 
 
 @app.command()

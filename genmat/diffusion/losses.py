@@ -40,9 +40,11 @@ class DenoisingLoss:
         return self.t_min + (1 - self.t_min) * t
 
     def __call__(self, model: Denoiser, batch, generator: torch.Generator | None = None) -> torch.Tensor:
-        x0, values, mask = batch
+        """``batch`` = (x0, values, mask) or (x0, values, mask, ε): a fourth tensor pairs each
+        sample with its own noise (reflow: the coupling a trained flow induces)."""
+        x0, values, mask, *paired = batch
         t = self.sample_t(x0.shape[0], x0.device, generator)
-        eps = torch.randn(x0.shape, device=x0.device, generator=generator)
+        eps = paired[0] if paired else torch.randn(x0.shape, device=x0.device, generator=generator)
         alpha, sigma = (append_dims(v, x0.dim()) for v in model.path.alpha_sigma(t))
         x_t = alpha * x0 + sigma * eps
         mask = drop_fields(mask, self.cond_dropout, generator)

@@ -59,6 +59,15 @@ class TrainParams(StepParams):
     train: TrainConfig = Field(default_factory=TrainConfig)
 
 
+class ReflowParams(StepParams):
+    checkpoint: Path  # a trained rectified-flow generator
+    out: Path  # the reflowed checkpoint
+    pairs: int = Field(2048, ge=1, description="(noise, sample) pairs generated with the trained flow")
+    ode_steps: int = Field(50, ge=1, description="Heun steps per generated pair")
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    seed: int = 0
+
+
 class DesignParams(StepParams):
     checkpoint: Path
     targets_file: Path
@@ -160,6 +169,17 @@ def train_step(p: TrainParams, progress: bool = True, callbacks=()) -> dict:
         "method": generator.config.method,
         **generator.diagnostics,  # e.g. the VAE's active units and KL per dimension
     }
+
+
+def reflow_step(p: ReflowParams, progress: bool = True) -> dict:
+    """Rectified-flow reflow: pairs from the trained flow for the dataset's conditions, retrain."""
+    modality = p.build_modality()
+    store = open_dataset(p, modality)
+    generator = Generator.from_checkpoint(p.checkpoint, device=p.train.device)
+    result = generator.reflow(_training_tensors(store, modality), p.train, n_pairs=p.pairs, steps=p.ode_steps,
+                              seed=p.seed, checkpoint_path=p.out, progress=progress)
+    return {"checkpoint": str(p.out), "step": generator.step, "pairs": p.pairs, "seconds": result.seconds,
+            "final_loss": result.losses[-1][1] if result.losses else float("nan")}
 
 
 def design_step(p: DesignParams, progress: bool = True) -> dict:
