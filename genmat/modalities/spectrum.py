@@ -231,10 +231,13 @@ class SpectrumModality:
         return f"{mix}\n{size:.0f} nm, {t:.0f} K"
 
     def candidate_title(self, row) -> str:
+        verdict = str(row.get("verdict", ""))
+        if verdict in ("invalid", "miss", "copy"):  # say why, shortly
+            verdict += ": " + str(row.get("reason", "")).split(";")[0][:48]
         if row.get("simulated") and np.isfinite(row.get("fraction_abs_err", np.nan)):
             return (f"Δw {row['fraction_abs_err']:.3f}, L {row.get('sim_size_nm', np.nan):.1f} nm, "
-                    f"Rwp/Rexp {row.get('rwp_ratio', np.nan):.2f}\n{row.get('verdict', '')}")
-        return f"{row.get('verdict', '')}"
+                    f"Rwp/Rexp {row.get('rwp_ratio', np.nan):.2f}\n{verdict}")
+        return verdict
 
     def plot_samples(self, samples: torch.Tensor, titles: Sequence[str], ncols: int = 4,
                      conditions: pd.DataFrame | None = None):
