@@ -36,12 +36,18 @@ def design(
     seed: int = 0,
     steps: int | None = None,
     guidance: float | None = None,
+    regressor: str | Path | None = None,
+    classifier_scale: float = 1.0,
+    classifier_tau: float = 0.1,
 ):
     """Design candidates for one or more targets with a trained generator.
 
     ``targets``: any subset of the modality's condition fields, in physical units.
     ``dataset``: the training dataset, for novelty checks and the screening surrogate
     (without it every plausible candidate is ranked equally and only novelty is skipped).
+    ``regressor``: a noise-aware property regressor checkpoint (``genmat train
+    --regressor-out``): classifier guidance at ``classifier_scale`` (τ = ``classifier_tau``
+    in normalised units) and, without a dataset surrogate, the screen.
     Returns a :class:`genmat.loop.DesignResult`.
     """
     from dataclasses import replace
@@ -57,13 +63,19 @@ def design(
     generator = Generator.from_checkpoint(checkpoint)
     sampler = generator.config.sampler
     sampler = replace(sampler, steps=steps or sampler.steps, guidance=sampler.guidance if guidance is None else guidance)
+    reg = None
+    if regressor is not None:
+        from genmat.regressor import PropertyRegressor
+
+        reg = PropertyRegressor.from_checkpoint(regressor)
+        sampler = replace(sampler, classifier_scale=classifier_scale, classifier_tau=classifier_tau)
     training = ids = surrogate = None
     if dataset is not None:
         store = DatasetStore.open(dataset)
         training, ids = torch.as_tensor(store.load()), store.table()["sample_id"].to_numpy()
         surrogate = fit_surrogate(store, mod, training)
     return _design(generator, mod, targets, n_candidates=n, n_simulate=n_simulate, surrogate=surrogate,
-                   training_samples=training, training_ids=ids, sampler=sampler, seed=seed)
+                   training_samples=training, training_ids=ids, sampler=sampler, seed=seed, regressor=reg)
 
 
 def simulate(processing: pd.DataFrame | Mapping[str, float] | Sequence[Mapping[str, float]], *,

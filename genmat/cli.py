@@ -96,6 +96,8 @@ def train(
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     modality: str = typer.Option("spinodal", help=MODALITY_HELP),
     method: str = typer.Option("diffusion", help="generator family: diffusion (rectified flow / VP, U-Net) or vae"),
+    regressor_out: Optional[Path] = typer.Option(None, help="also train a noise-aware property regressor "
+                                                  "(classifier guidance, screening) and save it here"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ):
     """Train the conditional generator (default: rectified flow on a U-Net) on a dataset."""
@@ -115,6 +117,16 @@ def train(
     out = train_step(TrainParams(modality=modality, dataset=dataset, checkpoint=checkpoint, warm_start=warm_start,
                                  generator=generator, train=cfg))
     typer.echo(f"trained to step {out['step']} (loss {out['final_loss']:.4f}) on {out['n_train']} samples: {checkpoint}")
+    if regressor_out is not None:
+        from genmat.data import DatasetStore, SampleDataset
+        from genmat.modalities import get_modality
+        from genmat.regressor import PropertyRegressor
+
+        mod = get_modality(modality)
+        data = SampleDataset(DatasetStore.open(dataset), mod.schema).as_tensors()
+        reg = PropertyRegressor(mod.schema, mod.sample_shape, generator.unet, generator.path)
+        res = reg.fit(data, cfg, checkpoint_path=regressor_out)
+        typer.echo(f"property regressor trained to step {res.step} (NLL {res.losses[-1][1]:.3f}): {regressor_out}")
     if method == "vae":
         typer.echo(f"VAE posterior: {int(out['vae_active_units'])} active latent dimensions "
                    f"({out['vae_active_fraction']:.0%}), KL {out['vae_kl_total_nats']:.1f} nats"
@@ -161,6 +173,9 @@ def design(
     seed: int = typer.Option(0),
     steps: Optional[int] = typer.Option(None, min=1, help="sampler steps (default: the model's)"),
     guidance: Optional[float] = typer.Option(None, min=0.0, help="classifier-free guidance scale"),
+    regressor: Optional[Path] = typer.Option(None, help="noise-aware property regressor checkpoint (classifier guidance)"),
+    classifier_scale: float = typer.Option(1.0, min=0.0, help="classifier-guidance scale (with --regressor)"),
+    classifier_tau: float = typer.Option(0.1, min=1e-4, help="classifier-guidance width τ, normalised units"),
     modality: str = typer.Option("spinodal", help=MODALITY_HELP),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ):
@@ -177,8 +192,11 @@ def design(
     frame = read_table(targets) if targets else pd.DataFrame([_parse_fields(target)])
     if not checkpoint.exists():
         raise UsageError(f"--checkpoint {checkpoint} does not exist")
+    if regressor is not None and not regressor.exists():
+        raise UsageError(f"--regressor {regressor} does not exist")
     result = genmat.design(frame, checkpoint=checkpoint, n=n, n_simulate=n_simulate, dataset=dataset, seed=seed,
-                           steps=steps, guidance=guidance, modality=modality)
+                           steps=steps, guidance=guidance, modality=modality, regressor=regressor,
+                           classifier_scale=classifier_scale, classifier_tau=classifier_tau)
     out.mkdir(parents=True, exist_ok=True)
     save_design(result, out)
     from genmat.modalities import get_modality

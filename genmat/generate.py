@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from genmat.conditions import ConditionSchema
-from genmat.diffusion import Denoiser, DenoisingLoss, NoisePath, classifier_free, sample
+from genmat.diffusion import Denoiser, DenoisingLoss, NoisePath, classifier_free, classifier_guided, sample
 from genmat.nn import UNet, UNetConfig
 from genmat.nn.embeddings import drop_fields
 from genmat.nn.vae_nets import ConditionalVAE
@@ -42,6 +42,10 @@ class SamplerConfig:
     # 100 % / 92 % / 42 % — larger w pushes the volume fraction past extreme targets.
     guidance: float = 1.0
     eta: float = 0.0  # DDIM stochasticity
+    # Classifier guidance from a noise-aware PropertyRegressor (Generator.sample(regressor=...)):
+    # scale s (0 = off) and the likelihood width τ in normalised field units.
+    classifier_scale: float = 0.0
+    classifier_tau: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -208,8 +212,11 @@ class Generator:
         seed: int = 0,
         batch_size: int = 256,
         progress: bool = False,
+        regressor=None,
     ) -> torch.Tensor:
-        """Samples (B, *sample_shape) for normalised conditions ``values``/``mask`` (B, F), on CPU."""
+        """Samples (B, *sample_shape) for normalised conditions ``values``/``mask`` (B, F), on CPU.
+        ``regressor``: a :class:`genmat.regressor.PropertyRegressor` for classifier guidance
+        (with ``sampler.classifier_scale`` > 0)."""
         sampler = sampler or self.config.sampler
         gen = torch.Generator(device="cpu").manual_seed(seed)
         out = []
@@ -223,14 +230,18 @@ class Generator:
                     x = self._decode_prior(v, m, sampler.guidance, gen)
                 else:
                     noise = torch.randn((v.shape[0], *self.sample_shape), generator=gen)
-                    x = self.sample_from(noise, v, m, sampler, gen, progress=progress)
+                    x = self.sample_from(noise, v, m, sampler, gen, progress=progress, regressor=regressor)
             out.append(x.float().cpu())
         return torch.cat(out)
 
     @torch.no_grad()
-    def sample_from(self, noise, values, mask, sampler: SamplerConfig, gen=None, progress: bool = False):
+    def sample_from(self, noise, values, mask, sampler: SamplerConfig, gen=None, progress: bool = False,
+                    regressor=None):
         """Diffusion: integrate from the given ``noise`` (B, *sample_shape) to samples (on CPU)."""
         predict = classifier_free(self.model, values.to(self.device), mask.to(self.device), sampler.guidance)
+        if regressor is not None and sampler.classifier_scale > 0:
+            grad = regressor.grad_log_likelihood(values, mask, sampler.classifier_tau)
+            predict = classifier_guided(predict, self.model.path, grad, sampler.classifier_scale)
         x = sample(predict, self.model.path, noise.to(self.device), steps=sampler.steps, method=sampler.method,
                    eta=sampler.eta, generator=gen if self.device.type == "cpu" else None, progress=progress)
         return x.float().cpu()

@@ -3,7 +3,7 @@
 Everything here works on any ``spatial_dims``: tensors are ``(B, C, *spatial)``.
 """
 
-from genmat.diffusion.guidance import classifier_free
+from genmat.diffusion.guidance import classifier_free, classifier_guided
 from genmat.diffusion.losses import DenoisingLoss
 from genmat.diffusion.paths import NoisePath
 from genmat.diffusion.precond import PREDICTIONS, Denoiser
@@ -16,6 +16,7 @@ __all__ = [
     "DenoisingLoss",
     "NoisePath",
     "classifier_free",
+    "classifier_guided",
     "sample",
     "time_grid",
 ]

@@ -1,8 +1,9 @@
 """Design: sample candidates for targets, check them, screen, simulate, pick one per target.
 
-For each target the generator proposes ``n_candidates``; every candidate gets the
-cheap physics checks and a novelty score; the surrogate ranks the plausible,
-novel ones and only the best ``n_simulate`` go to the simulator. The returned
+For each target the generator proposes ``n_candidates`` (optionally steered by a
+noise-aware ``regressor``: classifier guidance); every candidate gets the cheap physics
+checks and a novelty score; the surrogate (or, without one, the regressor) ranks the
+plausible, novel ones and only the best ``n_simulate`` go to the simulator. The returned
 design of a target is its best simulated candidate, and it is a **hit** when it
 passes the physics checks, is not a copy of training data, and its simulated
 properties are within tolerance of the target. Nothing is hidden: the report has
@@ -47,6 +48,7 @@ def design(
     sampler: SamplerConfig | None = None,
     seed: int = 0,
     progress: bool = False,
+    regressor=None,
 ) -> DesignResult:
     """Propose, check and pick designs for ``targets`` (one row per target, physical units)."""
     if n_candidates < 1 or n_simulate < 1:
@@ -54,7 +56,7 @@ def design(
     targets = modality.schema.validate_frame(targets.reset_index(drop=True))
     fields = [c for c in targets.columns if targets[c].notna().any()]
     samples = generator.sample_conditions(
-        targets, n_per_condition=n_candidates, sampler=sampler, seed=seed, progress=progress
+        targets, n_per_condition=n_candidates, sampler=sampler, seed=seed, progress=progress, regressor=regressor
     )
     rep = targets.loc[targets.index.repeat(n_candidates)].reset_index(drop=True)
     meta = pd.DataFrame(
@@ -78,6 +80,11 @@ def design(
     if surrogate is not None and checked:
         wanted = rep.reindex(columns=list(surrogate.names)).to_numpy(dtype=float)
         score = surrogate.score(modality.screening_features(samples), wanted)
+    elif regressor is not None and checked:  # the noise-aware regressor at t = 0 as the screen
+        predicted = regressor.predict_frame(samples)[checked].to_numpy(dtype=float)
+        wanted = rep[checked].to_numpy(dtype=float)
+        span = np.array([modality.schema.field(c).high - modality.schema.field(c).low for c in checked])
+        score = np.nanmax(np.abs(predicted - wanted) / span, axis=1)  # largest error, in units of the range
     plausible = physics["physics_pass"].to_numpy(bool) & novel_ok
     score = np.where(plausible, score, np.inf)
     rank = pd.Series(score).groupby(meta["target_id"]).rank(method="first").to_numpy()

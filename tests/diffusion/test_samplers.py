@@ -111,3 +111,32 @@ def test_log_snr_grid_is_uniform_in_log_snr():
     lam = (a / s).log()  # from λ(t = 1) ≈ −5.0 (VP linear does not reach α = 0) to λ = 6
     step = (6.0 - lam[0].item()) / 10
     torch.testing.assert_close(lam[1:] - lam[:-1], torch.full((9,), step, dtype=torch.float64), atol=0.02, rtol=0)
+
+
+def test_classifier_guidance_samples_the_exact_posterior():
+    """Prior x ~ N(0, I_d), measurement y = mean(x) + N(0, τ²). With the exact denoiser and
+    the exact noisy likelihood p(y | x_t) = N(y; a·E[x|x_t], τ² + a·Cov[x|x_t]·a), guidance
+    at s = 1 must sample the posterior: mean(x) ~ N(k y, k τ²) with k = (1/d) / (1/d + τ²)."""
+    from genmat.diffusion import classifier_guided
+
+    d, tau, y = 4, 0.2, 1.0
+    for kind in ("rectified_flow", "vp_cosine"):
+        path = NoisePath(kind)
+        predict = exact_gaussian(path, mu=0.0, s=1.0)
+
+        def grad_log_lik(x, t):
+            alpha, sigma = (append_dims(v, x.dim()).double() for v in path.alpha_sigma(t))
+            v = alpha**2 + sigma**2
+            mean = (alpha / v) * x.double().mean(dim=(1, 2), keepdim=True)  # a·E[x|x_t]
+            var = tau**2 + (sigma**2 / v) / d  # τ² + a·Cov·a
+            return ((y - mean) / var * (alpha / v) / d).expand_as(x).float()
+
+        noise = torch.randn(20_000, 1, d, generator=torch.Generator().manual_seed(4))
+        x = sample(classifier_guided(predict, path, grad_log_lik, 1.0, alpha_min=1e-6), path, noise, steps=200,
+                   method="heun")
+        k = (1 / d) / (1 / d + tau**2)
+        m = x.mean(dim=(1, 2))
+        assert m.mean().item() == pytest.approx(k * y, abs=0.02), kind
+        assert m.var().item() == pytest.approx(k * tau**2, rel=0.1), kind
+        unguided = sample(classifier_guided(predict, path, grad_log_lik, 0.0), path, noise, steps=50, method="heun")
+        assert unguided.mean(dim=(1, 2)).mean().abs().item() < 0.02
