@@ -15,32 +15,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from genmat.nn.embeddings import TimeEmbedding
-from genmat.nn.unet import ResBlock, UNetConfig, _conv, position_features
+from genmat.nn.unet import DownPath, UNetConfig
 
 
 class NoisyRegressor(nn.Module):
     def __init__(self, cfg: UNetConfig, n_outputs: int) -> None:
         super().__init__()
         self.cfg = cfg
-        widths = [cfg.base_channels * m for m in cfg.channel_mults]
         self.time_embed = TimeEmbedding(cfg.embed_dim)
-        self.stem = _conv(cfg, cfg.in_channels + 2 * cfg.position_features * cfg.spatial_dims, widths[0])
-        self.blocks, self.downs = nn.ModuleList(), nn.ModuleList()
-        c = widths[0]
-        for level, w in enumerate(widths):
-            self.blocks.append(ResBlock(cfg, c, w))
-            c = w
-            self.downs.append(nn.Identity() if level == len(widths) - 1 else _conv(cfg, c, c, stride=2))
-        self.norm = nn.GroupNorm(min(cfg.groups, c), c)
+        self.down = DownPath(cfg)
+        c = self.down.out_channels
         self.head = nn.Sequential(nn.Linear(c, c), nn.SiLU(), nn.Linear(c, 2 * n_outputs))
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean, log-variance), each (B, n_outputs)."""
         emb = F.silu(self.time_embed(t.expand(x.shape[0]) if t.dim() == 0 else t))
-        if self.cfg.position_features:
-            x = torch.cat([x, position_features(x, self.cfg.position_features)], dim=1)
-        h = self.stem(x)
-        for block, down in zip(self.blocks, self.downs):
-            h = down(block(h, emb))
-        mean, logvar = self.head(F.silu(self.norm(h)).flatten(2).mean(-1)).chunk(2, dim=1)
+        mean, logvar = self.head(self.down(x, emb).flatten(2).mean(-1)).chunk(2, dim=1)
         return mean, logvar.clamp(-12.0, 4.0)

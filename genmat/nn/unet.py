@@ -98,6 +98,34 @@ class ResBlock(nn.Module):
         return h + self.skip(x)
 
 
+class DownPath(nn.Module):
+    """Position features → stem → one residual block and a stride-2 convolution per level
+    (none after the last) → GroupNorm + SiLU: the encoder half shared by the VAE encoder
+    and the noisy regressor. ``forward(x, emb)`` → features ``(B, widths[-1], *S/2^(L−1))``."""
+
+    def __init__(self, cfg: UNetConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        widths = [cfg.base_channels * m for m in cfg.channel_mults]
+        self.stem = _conv(cfg, cfg.in_channels + 2 * cfg.position_features * cfg.spatial_dims, widths[0])
+        self.blocks, self.downs = nn.ModuleList(), nn.ModuleList()
+        c = widths[0]
+        for level, w in enumerate(widths):
+            self.blocks.append(ResBlock(cfg, c, w))
+            c = w
+            self.downs.append(nn.Identity() if level == len(widths) - 1 else _conv(cfg, c, c, stride=2))
+        self.norm = nn.GroupNorm(min(cfg.groups, c), c)
+        self.out_channels = c
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        if self.cfg.position_features:
+            x = torch.cat([x, position_features(x, self.cfg.position_features)], dim=1)
+        h = self.stem(x)
+        for block, down in zip(self.blocks, self.downs):
+            h = down(block(h, emb))
+        return F.silu(self.norm(h))
+
+
 class UNet(nn.Module):
     """Conditional U-Net. ``forward(x (B, C, *S), t (B,), values (B, F), mask (B, F))``."""
 

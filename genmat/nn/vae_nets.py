@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genmat.nn.embeddings import ConditionEmbedding
-from genmat.nn.unet import ResBlock, UNetConfig, _conv, position_features
+from genmat.nn.unet import DownPath, ResBlock, UNetConfig, _conv, position_features
 
 
 class _Conditioned(nn.Module):
@@ -36,25 +36,11 @@ class _Conditioned(nn.Module):
 class VAEEncoder(_Conditioned):
     def __init__(self, cfg: UNetConfig, latent_channels: int) -> None:
         super().__init__(cfg)
-        widths = [cfg.base_channels * m for m in cfg.channel_mults]
-        self.stem = _conv(cfg, cfg.in_channels + 2 * cfg.position_features * cfg.spatial_dims, widths[0])
-        self.blocks, self.downs = nn.ModuleList(), nn.ModuleList()
-        c = widths[0]
-        for level, w in enumerate(widths):
-            self.blocks.append(ResBlock(cfg, c, w))
-            c = w
-            self.downs.append(nn.Identity() if level == len(widths) - 1 else _conv(cfg, c, c, stride=2))
-        self.norm = nn.GroupNorm(min(cfg.groups, c), c)
-        self.head = _conv(cfg, c, 2 * latent_channels)
+        self.down = DownPath(cfg)
+        self.head = _conv(cfg, self.down.out_channels, 2 * latent_channels)
 
     def forward(self, x, values=None, mask=None) -> tuple[torch.Tensor, torch.Tensor]:
-        emb = self.embed(x, values, mask)
-        if self.cfg.position_features:
-            x = torch.cat([x, position_features(x, self.cfg.position_features)], dim=1)
-        h = self.stem(x)
-        for block, down in zip(self.blocks, self.downs):
-            h = down(block(h, emb))
-        mu, logvar = self.head(F.silu(self.norm(h))).chunk(2, dim=1)
+        mu, logvar = self.head(self.down(x, self.embed(x, values, mask))).chunk(2, dim=1)
         return mu, logvar.clamp(-12.0, 8.0)
 
 
