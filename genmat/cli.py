@@ -95,7 +95,8 @@ def train(
     seed: int = typer.Option(0),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     modality: str = typer.Option("spinodal", help=MODALITY_HELP),
-    method: str = typer.Option("diffusion", help="generator family: diffusion (rectified flow / VP, U-Net) or vae"),
+    method: str = typer.Option("diffusion", help="generator family: diffusion (rectified flow / VP, U-Net), vae "
+                               "or latent_diffusion"),
     regressor_out: Optional[Path] = typer.Option(None, help="also train a noise-aware property regressor "
                                                   "(classifier guidance, screening) and save it here"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
@@ -127,7 +128,7 @@ def train(
         reg = PropertyRegressor(mod.schema, mod.sample_shape, generator.unet, generator.path)
         res = reg.fit(data, cfg, checkpoint_path=regressor_out)
         typer.echo(f"property regressor trained to step {res.step} (NLL {res.losses[-1][1]:.3f}): {regressor_out}")
-    if method == "vae":
+    if method in ("vae", "latent_diffusion"):
         typer.echo(f"VAE posterior: {int(out['vae_active_units'])} active latent dimensions "
                    f"({out['vae_active_fraction']:.0%}), KL {out['vae_kl_total_nats']:.1f} nats"
                    + (" — COLLAPSED (lower beta, longer warm-up or free bits)" if out["vae_collapsed"] else ""))

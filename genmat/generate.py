@@ -1,8 +1,9 @@
 """Conditional generators: build, train, save, load and sample one in a few lines.
 
-``GeneratorConfig`` names the network and the objective; ``Generator`` holds the
-trained (EMA) denoiser and the condition schema, and samples candidates for
-conditions given in physical units.
+``GeneratorConfig`` names the family (``method``: diffusion, vae, latent_diffusion — see
+:mod:`genmat.methods`), the network and the objective; ``Generator`` holds the trained
+(EMA) model and the condition schema, trains it through the one training loop and
+samples candidates for conditions given in physical units.
 
 Default objective: **rectified-flow matching with velocity prediction**, sampled
 with Heun's method. The loss is a plain regression onto x1 − x0 with no
@@ -15,66 +16,21 @@ wrapper and samplers.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import pandas as pd
 import torch
 
 from genmat.conditions import ConditionSchema
-from genmat.diffusion import Denoiser, DenoisingLoss, NoisePath, classifier_free, classifier_guided, sample
-from genmat.nn import UNet, UNetConfig
+from genmat.diffusion import DenoisingLoss
+from genmat.methods import METHOD_NAMES, DiffusionMethod, GeneratorConfig, LatentSettings, SamplerConfig, get_method
 from genmat.nn.embeddings import drop_fields
-from genmat.nn.vae_nets import ConditionalVAE
 from genmat.train import TrainConfig, TrainResult, load_checkpoint, resolve_device, train
-from genmat.vae import ELBOLoss, VAESettings, posterior_diagnostics
 
-METHODS = ("diffusion", "vae")
-
-
-@dataclass(frozen=True)
-class SamplerConfig:
-    steps: int = 20  # solver steps (Heun: 2·steps − 1 network evaluations)
-    method: str = "heun"  # "euler" | "heun" | "ddim" | "ddpm" | "dpmpp_2m"
-    # Classifier-free guidance scale w (1 = plain conditional). Measured on the demo (iteration-0
-    # model, 12 held-out targets, 16 candidates each): w = 1.0 / 1.5 / 2.0 gave hit rates
-    # 100 % / 92 % / 42 % — larger w pushes the volume fraction past extreme targets.
-    guidance: float = 1.0
-    eta: float = 0.0  # DDIM stochasticity
-    # Classifier guidance from a noise-aware PropertyRegressor (Generator.sample(regressor=...)):
-    # scale s (0 = off) and the likelihood width τ in normalised field units.
-    classifier_scale: float = 0.0
-    classifier_tau: float = 0.1
-
-
-@dataclass(frozen=True)
-class GeneratorConfig:
-    # "diffusion": the U-Net denoiser on a noise path (rectified flow / VP, any prediction);
-    # "vae": a conditional VAE of the same blocks (``unet`` sizes it, ``vae`` sets its ELBO).
-    method: str = "diffusion"
-    unet: UNetConfig = field(default_factory=UNetConfig)
-    path: str = "rectified_flow"  # "rectified_flow" | "vp_linear" | "vp_cosine"
-    prediction: str = "velocity"  # "velocity" | "eps" | "x0" | "v"
-    sigma_data: float = 0.9  # std of the training data (spinodal order parameter ≈ ±1)
-    cond_dropout: float = 0.1  # per-field drop probability for classifier-free guidance
-    t_sampling: str = "uniform"
-    sampler: SamplerConfig = field(default_factory=SamplerConfig)
-    vae: VAESettings = field(default_factory=VAESettings)
-
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"generator method = {self.method!r}; allowed: {', '.join(METHODS)}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping) -> "GeneratorConfig":
-        d = dict(d)
-        unet = d.pop("unet", {})
-        unet = UNetConfig(**{**unet, "channel_mults": tuple(unet.get("channel_mults", (1, 2, 2)))})
-        return cls(unet=unet, sampler=SamplerConfig(**d.pop("sampler", {})), vae=VAESettings(**d.pop("vae", {})), **d)
+METHODS = METHOD_NAMES  # "diffusion" | "vae" | "latent_diffusion"
+__all__ = ["METHODS", "Generator", "GeneratorConfig", "LatentSettings", "SamplerConfig"]
 
 
 class Generator:
@@ -90,12 +46,8 @@ class Generator:
             config = replace(config, unet=replace(config.unet, spatial_dims=len(self.sample_shape) - 1))
         self.config, self.schema = config, schema
         self.device = resolve_device(device)
-        if config.method == "vae":
-            self.model = ConditionalVAE(config.unet, config.vae.latent_channels).to(self.device)
-        else:
-            self.model = Denoiser(
-                UNet(config.unet), NoisePath(config.path), config.prediction, config.sigma_data
-            ).to(self.device)
+        self.method = get_method(config, self.sample_shape)
+        self.model = self.method.build().to(self.device)
         self.model.eval()
         self.step = 0
         self.diagnostics: dict[str, float] = {}  # after fit: e.g. the VAE's posterior-collapse numbers
@@ -139,14 +91,8 @@ class Generator:
         progress: bool = True,
     ) -> TrainResult:
         """Train on (x (N, C, *S), values (N, F), mask (N, F)); keeps the EMA weights."""
-        if self.config.method == "vae":
-            loss = ELBOLoss(self.config.vae, cond_dropout=self.config.cond_dropout)
-        else:
-            loss = DenoisingLoss(cond_dropout=self.config.cond_dropout, t_sampling=self.config.t_sampling)
-        self.model.requires_grad_(True)  # a second fit() continues from the frozen EMA copy
-        ema, result = train(
+        ema, result = self.method.fit(
             self.model,
-            loss,
             data,
             replace(config, device=str(self.device)),
             model_args=self.model_args(),
@@ -156,15 +102,8 @@ class Generator:
             progress=progress,
         )
         self.model, self.step = ema, result.step
-        self._after_fit(data)
+        self.diagnostics = self.method.diagnostics(self.model, data)
         return result
-
-    def _after_fit(self, data) -> None:
-        if self.config.method == "vae":
-            n = min(1024, data[0].shape[0])
-            diag = posterior_diagnostics(self.model, *(d[:n].to(self.device) for d in data),
-                                         threshold=self.config.vae.active_threshold)
-            self.diagnostics = diag.as_metrics()
 
     def reflow(
         self,
@@ -192,8 +131,8 @@ class Generator:
         v, m = values[idx], drop_fields(mask[idx], self.config.cond_dropout, gen)
         noise = torch.randn((n, *self.sample_shape), generator=gen)
         sampler = SamplerConfig(steps=steps, method="heun", guidance=1.0)
-        x = torch.cat([self.sample_from(noise[s:s + 256], v[s:s + 256], m[s:s + 256], sampler, gen)
-                       for s in range(0, n, 256)])
+        x = torch.cat([DiffusionMethod.integrate(self.model, noise[s:s + 256], v[s:s + 256], m[s:s + 256], sampler,
+                                                 gen).float().cpu() for s in range(0, n, 256)])
         loss = DenoisingLoss(cond_dropout=0.0, t_sampling=self.config.t_sampling)  # dropout already in the pairs
         self.model.requires_grad_(True)  # the EMA copy kept after fit() is frozen
         ema, result = train(self.model, loss, [x, v, m, noise], replace(config, device=str(self.device)),
@@ -226,11 +165,7 @@ class Generator:
             autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda"
                         else contextlib.nullcontext())
             with autocast:
-                if self.config.method == "vae":
-                    x = self._decode_prior(v, m, sampler.guidance, gen)
-                else:
-                    noise = torch.randn((v.shape[0], *self.sample_shape), generator=gen)
-                    x = self.sample_from(noise, v, m, sampler, gen, progress=progress, regressor=regressor)
+                x = self.method.sample(self.model, v, m, sampler, gen, regressor=regressor, progress=progress)
             out.append(x.float().cpu())
         return torch.cat(out)
 
@@ -238,23 +173,10 @@ class Generator:
     def sample_from(self, noise, values, mask, sampler: SamplerConfig, gen=None, progress: bool = False,
                     regressor=None):
         """Diffusion: integrate from the given ``noise`` (B, *sample_shape) to samples (on CPU)."""
-        predict = classifier_free(self.model, values.to(self.device), mask.to(self.device), sampler.guidance)
-        if regressor is not None and sampler.classifier_scale > 0:
-            grad = regressor.grad_log_likelihood(values, mask, sampler.classifier_tau)
-            predict = classifier_guided(predict, self.model.path, grad, sampler.classifier_scale)
-        x = sample(predict, self.model.path, noise.to(self.device), steps=sampler.steps, method=sampler.method,
-                   eta=sampler.eta, generator=gen if self.device.type == "cpu" else None, progress=progress)
-        return x.float().cpu()
-
-    def _decode_prior(self, values, mask, guidance: float, gen: torch.Generator) -> torch.Tensor:
-        """VAE: z ~ N(0, I) decoded with the condition, one network call (two with guidance
-        w ≠ 1: dec(z, ∅) + w (dec(z, c) − dec(z, ∅)), the classifier-free formula)."""
-        z = torch.randn((values.shape[0], *self.model.latent_shape(self.sample_shape)), generator=gen).to(self.device)
-        x = self.model.decode(z, values, mask)
-        if guidance != 1.0:
-            x_null = self.model.decode(z, values, torch.zeros_like(mask))
-            x = x_null + guidance * (x - x_null)
-        return x
+        if not isinstance(self.method, DiffusionMethod):
+            raise ValueError(f"sample_from needs a diffusion generator, not method = {self.config.method!r}")
+        return DiffusionMethod.integrate(self.model, noise, values, mask, sampler, gen, regressor=regressor,
+                                         progress=progress).float().cpu()
 
     def sample_conditions(
         self, conditions: pd.DataFrame, *, n_per_condition: int = 1, **kwargs

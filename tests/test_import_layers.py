@@ -26,6 +26,8 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "genmat.diffusion": ("genmat.nn",),
     "genmat.vae": ("genmat.nn",),
     "genmat.data": ("genmat.conditions",),
+    # a generative family: networks, objectives, samplers and the one training loop — no data, no modality
+    "genmat.methods": ("genmat.nn", "genmat.diffusion", "genmat.vae", "genmat.train"),
 }
 
 # imported module (prefix) -> the only importers (prefixes) allowed to import it.

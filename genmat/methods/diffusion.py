@@ -1,0 +1,39 @@
+"""Diffusion and flow matching: the U-Net denoiser on a Gaussian noise path."""
+
+from __future__ import annotations
+
+import torch
+
+from genmat.diffusion import Denoiser, DenoisingLoss, NoisePath, classifier_free, classifier_guided, sample
+from genmat.methods.base import Method
+from genmat.methods.config import SamplerConfig
+from genmat.nn import UNet
+
+
+class DiffusionMethod(Method):
+    name = "diffusion"
+
+    def build(self) -> Denoiser:
+        c = self.config
+        return Denoiser(UNet(c.unet), NoisePath(c.path), c.prediction, c.sigma_data)
+
+    def loss(self) -> DenoisingLoss:
+        return DenoisingLoss(cond_dropout=self.config.cond_dropout, t_sampling=self.config.t_sampling)
+
+    def sample(self, model, values, mask, sampler, gen, *, regressor=None, progress=False):
+        noise = torch.randn((values.shape[0], *self.sample_shape), generator=gen)
+        return self.integrate(model, noise, values, mask, sampler, gen, regressor=regressor, progress=progress)
+
+    @staticmethod
+    def integrate(model: Denoiser, noise, values, mask, sampler: SamplerConfig, gen=None, *, regressor=None,
+                  progress: bool = False) -> torch.Tensor:
+        """From the given noise to samples with the sampler, classifier-free guidance and, with
+        a regressor and ``sampler.classifier_scale`` > 0, classifier guidance."""
+        device = next(model.parameters()).device
+        values, mask = values.to(device), mask.to(device)
+        predict = classifier_free(model, values, mask, sampler.guidance)
+        if regressor is not None and sampler.classifier_scale > 0:
+            grad = regressor.grad_log_likelihood(values, mask, sampler.classifier_tau)
+            predict = classifier_guided(predict, model.path, grad, sampler.classifier_scale)
+        return sample(predict, model.path, noise.to(device), steps=sampler.steps, method=sampler.method,
+                      eta=sampler.eta, generator=gen if device.type == "cpu" else None, progress=progress)
