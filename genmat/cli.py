@@ -19,7 +19,7 @@ from typing import List, Optional
 import typer
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="genmat: materials inverse design — simulate, train, reflow, design, validate, loop, serve.")
+                  help="genmat: materials inverse design — simulate, train, reflow, distill, design, validate, loop, serve.")
 
 log = logging.getLogger("genmat")
 
@@ -55,6 +55,15 @@ MODALITY_HELP = "modality: spinodal (micrographs), xrd or raman (spectra)"
 
 def _dataset_path(dataset: Optional[Path], modality: str) -> Path:
     return dataset if dataset is not None else Path("runs") / modality / "dataset"
+
+
+def _existing_inputs(checkpoint: Path, dataset: Optional[Path], modality: str) -> Path:
+    """The dataset path (default runs/MODALITY/dataset), after checking both inputs exist."""
+    dataset = _dataset_path(dataset, modality)
+    for path, what in ((checkpoint, "--checkpoint"), (dataset, "--dataset")):
+        if not Path(path).exists():
+            raise UsageError(f"{what} {path} does not exist")
+    return dataset
 
 
 def _load_config(path: Optional[Path], **overrides):
@@ -153,13 +162,35 @@ def reflow(
     from genmat.loop.steps import ReflowParams, reflow_step
     from genmat.train import TrainConfig
 
-    dataset = _dataset_path(dataset, modality)
-    for path, what in ((checkpoint, "--checkpoint"), (dataset, "--dataset")):
-        if not Path(path).exists():
-            raise UsageError(f"{what} {path} does not exist")
+    dataset = _existing_inputs(checkpoint, dataset, modality)
     res = reflow_step(ReflowParams(modality=modality, dataset=dataset, checkpoint=checkpoint, out=out, pairs=pairs,
                                    ode_steps=ode_steps, train=TrainConfig(steps=steps, lr=lr, seed=seed), seed=seed))
     typer.echo(f"reflowed on {pairs} pairs, {steps} steps (loss {res['final_loss']:.4f}): {out}")
+
+
+@app.command()
+def distill(
+    checkpoint: Path = typer.Option(..., help="a trained diffusion generator (the teacher)"),
+    out: Path = typer.Option(..., help="the distilled student checkpoint to write"),
+    dataset: Optional[Path] = typer.Option(None, help="the training dataset (default runs/MODALITY/dataset)"),
+    steps: int = typer.Option(1000, min=1, help="optimiser steps"),
+    lr: float = typer.Option(1e-3, min=0.0),
+    grid: int = typer.Option(18, min=2, help="teacher ODE grid points"),
+    sampler_steps: int = typer.Option(2, min=1, max=8, help="the student's default consistency steps (1–4 typical)"),
+    seed: int = typer.Option(0),
+    modality: str = typer.Option("spinodal", help=MODALITY_HELP),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+):
+    """Consistency distillation: a student that samples in 1–4 steps from a diffusion teacher."""
+    _setup(verbose)
+    from genmat.loop.steps import DistillParams, distill_step
+    from genmat.train import TrainConfig
+
+    dataset = _existing_inputs(checkpoint, dataset, modality)
+    res = distill_step(DistillParams(modality=modality, dataset=dataset, checkpoint=checkpoint, out=out, n_grid=grid,
+                                     sampler_steps=sampler_steps, train=TrainConfig(steps=steps, lr=lr, seed=seed)))
+    typer.echo(f"distilled in {steps} steps (loss {res['final_loss']:.4f}): {out}; samples with "
+               f"{sampler_steps} consistency steps by default")
 
 
 @app.command()

@@ -16,6 +16,7 @@ wrapper and samplers.
 from __future__ import annotations
 
 import contextlib
+import copy
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
@@ -25,6 +26,7 @@ import torch
 
 from genmat.conditions import ConditionSchema
 from genmat.diffusion import DenoisingLoss
+from genmat.diffusion.losses import ConsistencyDistillationLoss
 from genmat.methods import METHOD_NAMES, DiffusionMethod, GeneratorConfig, LatentSettings, SamplerConfig, get_method
 from genmat.nn.embeddings import drop_fields
 from genmat.train import TrainConfig, TrainResult, load_checkpoint, resolve_device, train
@@ -139,6 +141,36 @@ class Generator:
                             model_args=self.model_args(), checkpoint_path=checkpoint_path, progress=progress)
         self.model, self.step = ema, self.step + result.step
         return result
+
+    def distill(
+        self,
+        data: Sequence[torch.Tensor],
+        config: TrainConfig,
+        *,
+        n_grid: int = 18,
+        guidance: float | None = None,
+        sampler_steps: int = 2,
+        checkpoint_path: str | Path | None = None,
+        progress: bool = True,
+    ) -> tuple["Generator", TrainResult]:
+        """Consistency distillation (Song et al. 2023): a student with this generator's
+        architecture, initialised from its weights, learns to map any point of the teacher's
+        ODE trajectories (teacher guidance ``guidance``, default the teacher's sampler's) to
+        their end, so it samples in 1–4 steps (``SamplerConfig(method="consistency")``;
+        ``sampler_steps`` is the student's default). Returns (student, TrainResult)."""
+        if self.config.method != "diffusion":
+            raise ValueError(f"distillation needs a diffusion teacher, not method = {self.config.method!r}")
+        w = self.config.sampler.guidance if guidance is None else guidance
+        student_cfg = replace(self.config, sampler=SamplerConfig(steps=sampler_steps, method="consistency"))
+        student = Generator(student_cfg, self.schema, self.sample_shape, device=self.device)
+        student.model.load_state_dict(self.model.state_dict())
+        teacher = copy.deepcopy(self.model).eval().requires_grad_(False)
+        loss = ConsistencyDistillationLoss(teacher, n_grid=n_grid, guidance=w, cond_dropout=self.config.cond_dropout)
+        student.model.requires_grad_(True)
+        ema, result = train(student.model, loss, list(data[:3]), replace(config, device=str(self.device)),
+                            model_args=student.model_args(), checkpoint_path=checkpoint_path, progress=progress)
+        student.model, student.step = ema, result.step
+        return student, result
 
     # -------------------------------------------------------------------- sampling
     @torch.no_grad()

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-COMMANDS = ["simulate", "train", "reflow", "design", "validate", "loop", "serve"]
+COMMANDS = ["simulate", "train", "reflow", "distill", "design", "validate", "loop", "serve"]
 
 
 def genmat(*args, cwd=None):

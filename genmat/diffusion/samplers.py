@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from genmat.diffusion.paths import NoisePath, append_dims
 
 Predictor = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
-SAMPLERS = ("euler", "heun", "ddim", "ddpm", "dpmpp_2m")
+SAMPLERS = ("euler", "heun", "ddim", "ddpm", "dpmpp_2m", "consistency")
 
 
 def time_grid(steps: int, t_max: float = 1.0, t_min: float = 0.0, device=None) -> torch.Tensor:
@@ -135,6 +135,21 @@ def dpmpp_2m(path: NoisePath, predict: Predictor, x: torch.Tensor, ts: torch.Ten
     return x
 
 
+def consistency_sampling(path: NoisePath, predict: Predictor, x: torch.Tensor, steps: int, t_max: float = 1.0,
+                         generator: torch.Generator | None = None) -> torch.Tensor:
+    """Multistep consistency sampling (Song et al. 2023, alg. 1): x̂0 = f(x_T, T); then for
+    each time τ of a uniform grid below T, re-noise x_τ = α_τ x̂0 + σ_τ z and jump again,
+    x̂0 = f(x_τ, τ). f is the model's x̂0 prediction (a consistency-distilled model maps any
+    point of an ODE trajectory to its end). One network call per step."""
+    times = torch.linspace(t_max, 0.0, steps + 1, device=x.device)[:-1]
+    x0, _ = predict(x, _full(times[0], x))
+    for t in times[1:]:
+        a, s = path.alpha_sigma(t.reshape(1))
+        z = torch.randn(x.shape, generator=generator, device="cpu" if generator is not None else x.device).to(x.device)
+        x0, _ = predict(a * x0 + s * z, _full(t, x))
+    return x0
+
+
 @torch.no_grad()
 def sample(
     predict: Predictor,
@@ -151,8 +166,9 @@ def sample(
     """Integrate from ``noise`` (B, C, *S) at t_max to data at t = 0.
 
     ``method``: "euler" | "heun" (ODE), "ddim" (η configurable), "ddpm" (ancestral),
-    "dpmpp_2m" (DPM-Solver++(2M), multistep). Network evaluations: steps for
-    euler/ddim/ddpm/dpmpp_2m, 2·steps − 1 for heun.
+    "dpmpp_2m" (DPM-Solver++(2M), multistep), "consistency" (multistep consistency
+    sampling, for consistency-distilled models). Network evaluations: steps for
+    euler/ddim/ddpm/dpmpp_2m/consistency, 2·steps − 1 for heun.
     The result at t = 0 is the final x̂0, so ε-prediction ends on a denoised sample.
     """
     if method not in SAMPLERS:
@@ -161,6 +177,8 @@ def sample(
     x = noise * path.alpha_sigma(ts[:1])[1]  # x_1 = σ(1) ε: α(1) is 0 (flow) or ~0.003 (VP)
     if method == "dpmpp_2m":
         return dpmpp_2m(path, predict, x, log_snr_grid(path, steps, t_max, device=noise.device), progress=progress)
+    if method == "consistency":
+        return consistency_sampling(path, predict, x, steps, t_max, generator=generator)
     step = _STEPS[method]
     for i in tqdm(range(steps), disable=not progress, desc=f"sampling ({method})", leave=False):
         x = step(path, predict, x, ts[i], ts[i + 1], eta=eta, generator=generator)

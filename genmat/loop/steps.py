@@ -68,6 +68,15 @@ class ReflowParams(StepParams):
     seed: int = 0
 
 
+class DistillParams(StepParams):
+    checkpoint: Path  # the diffusion teacher
+    out: Path  # the consistency-distilled student
+    n_grid: int = Field(18, ge=2, description="teacher ODE grid: t_0 = 0 < … < t_N = 1")
+    guidance: Optional[float] = Field(None, ge=0, description="teacher guidance (default: the teacher's)")
+    sampler_steps: int = Field(2, ge=1, le=8, description="the student's default consistency steps")
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+
 class DesignParams(StepParams):
     checkpoint: Path
     targets_file: Path
@@ -179,6 +188,18 @@ def reflow_step(p: ReflowParams, progress: bool = True) -> dict:
     result = generator.reflow(_training_tensors(store, modality), p.train, n_pairs=p.pairs, steps=p.ode_steps,
                               seed=p.seed, checkpoint_path=p.out, progress=progress)
     return {"checkpoint": str(p.out), "step": generator.step, "pairs": p.pairs, "seconds": result.seconds,
+            "final_loss": result.losses[-1][1] if result.losses else float("nan")}
+
+
+def distill_step(p: DistillParams, progress: bool = True) -> dict:
+    """Consistency distillation of a trained diffusion generator on the dataset."""
+    modality = p.build_modality()
+    store = open_dataset(p, modality)
+    teacher = Generator.from_checkpoint(p.checkpoint, device=p.train.device)
+    student, result = teacher.distill(_training_tensors(store, modality), p.train, n_grid=p.n_grid,
+                                      guidance=p.guidance, sampler_steps=p.sampler_steps, checkpoint_path=p.out,
+                                      progress=progress)
+    return {"checkpoint": str(p.out), "step": student.step, "seconds": result.seconds,
             "final_loss": result.losses[-1][1] if result.losses else float("nan")}
 
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from genmat.conditions import ConditionSchema, Field
 from genmat.generate import Generator, GeneratorConfig, SamplerConfig
 from genmat.nn import UNetConfig
 from genmat.train import TrainConfig
+from tests.diffusion.conftest import SCHEMA
 
 
 def _one_step_vs_ode(gen: Generator) -> tuple[float, float]:
@@ -22,15 +22,8 @@ def _one_step_vs_ode(gen: Generator) -> tuple[float, float]:
     return (one - ode).abs().mean().item(), one.mean(dim=(1, 2)).abs().mean().item()
 
 
-def test_reflow_straightens_the_flow_so_one_step_reaches_the_modes():
-    schema = ConditionSchema(fields=(Field("c", "", -1.0, 1.0, "processing"),))
-    g = torch.Generator().manual_seed(0)
-    sign = torch.where(torch.rand(512, generator=g) < 0.5, -1.0, 1.0)
-    data = [sign[:, None, None].expand(512, 1, 8).clone(), torch.zeros(512, 1), torch.zeros(512, 1)]
-    cfg = GeneratorConfig(unet=UNetConfig(spatial_dims=1, base_channels=16, channel_mults=(1, 2), embed_dim=32,
-                                          padding_mode="replicate"), cond_dropout=0.0)
-    gen = Generator(cfg, schema, (1, 8))
-    gen.fit(data, TrainConfig(steps=400, batch_size=64, lr=3e-3, warmup_steps=10, log_every=200), progress=False)
+def test_reflow_straightens_the_flow_so_one_step_reaches_the_modes(two_mode_teacher):
+    gen, data = two_mode_teacher
     gap, level = _one_step_vs_ode(gen)
     assert gap > 0.5 and level < 0.5  # one step: between the modes
     gen.reflow(data, TrainConfig(steps=400, batch_size=64, lr=1e-3, warmup_steps=10, log_every=200),
@@ -40,9 +33,8 @@ def test_reflow_straightens_the_flow_so_one_step_reaches_the_modes():
 
 
 def test_reflow_refuses_other_generators():
-    schema = ConditionSchema(fields=(Field("c", "", -1.0, 1.0, "processing"),))
     gen = Generator(GeneratorConfig(path="vp_cosine", prediction="eps",
                                     unet=UNetConfig(spatial_dims=1, base_channels=8, channel_mults=(1,))),
-                    schema, (1, 8))
+                    SCHEMA, (1, 8))
     with pytest.raises(ValueError, match="rectified-flow"):
         gen.reflow([torch.zeros(4, 1, 8), torch.zeros(4, 1), torch.zeros(4, 1)], TrainConfig(steps=1))
