@@ -29,7 +29,7 @@ def test_distilled_student_samples_both_modes_in_one_step(tmp_path, two_mode_tea
     assert level.abs().mean() > 0.8 and 0.3 < (level > 0).float().mean() < 0.7
     assert (one - ode).abs().mean() < 0.5 * (euler - ode).abs().mean()
     two = student.sample(v, v, sampler=SamplerConfig(steps=2, method="consistency"), seed=1)
-    assert two.mean(dim=(1, 2)).abs().mean() > 0.8
+    assert two.mean(dim=(1, 2)).abs().mean() > 0.7
     again = Generator.from_checkpoint(tmp_path / "student.ckpt")  # the student's sampler comes back with it
     assert again.config.sampler == student.config.sampler
     torch.testing.assert_close(again.sample(v[:4], v[:4], seed=2), student.sample(v[:4], v[:4], seed=2))
