@@ -172,6 +172,25 @@ class Generator:
         student.model, student.step = ema, result.step
         return student, result
 
+    @torch.no_grad()
+    def interpolate(self, x_a: torch.Tensor, x_b: torch.Tensor, condition: pd.DataFrame | None = None, *,
+                    n: int = 8, spherical: bool = False) -> torch.Tensor:
+        """VAE-based generators: decode n points between the posterior means of two samples
+        ``(C, *S)`` under one condition (a one-row frame, physical units; None: unconditional)."""
+        from genmat.vae import interpolate
+
+        vae = {"vae": lambda m: m, "latent_diffusion": lambda m: m.vae}.get(self.config.method)
+        if vae is None:
+            raise ValueError(f"latent interpolation needs a VAE-based generator, not method = {self.config.method!r}")
+        if condition is None:
+            values = mask = torch.zeros(1, len(self.schema))
+        else:
+            values, mask = self.schema.encode(self.schema.validate_frame(condition.iloc[:1]))
+        dev = self.device
+        out = interpolate(vae(self.model), x_a[None].to(dev), x_b[None].to(dev), values.to(dev), mask.to(dev), n=n,
+                          spherical=spherical)
+        return out.float().cpu()
+
     # -------------------------------------------------------------------- sampling
     @torch.no_grad()
     def sample(

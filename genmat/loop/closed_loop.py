@@ -268,7 +268,23 @@ class ClosedLoop:
             pics.append(plots.save(fig, it_dir / "pictures" / "designs.png"))
         fig = plots.target_scatter(result.designs, mod.tolerance_bands)
         pics.append(plots.save(fig, it_dir / "pictures" / "target_vs_simulated.png"))
+        if train.get("method") in ("vae", "latent_diffusion"):
+            pics.append(self._interpolation_picture(Path(train["checkpoint"]), it_dir / "pictures" / "interpolation.png"))
         return pics
+
+    def _interpolation_picture(self, checkpoint: Path, path: Path) -> Path:
+        """Decoded points between two training samples' latents, under the first's condition."""
+        from genmat.data import DatasetStore
+        from genmat.generate import Generator
+
+        store = DatasetStore.open(self.config.dataset)
+        x = torch.as_tensor(store.load()[:2])
+        first = store.table().iloc[:1].reindex(columns=list(self.modality.schema.names))
+        path_x = Generator.from_checkpoint(checkpoint).interpolate(x[0], x[1], first, n=8)
+        titles = [f"{w:.2f}" for w in np.linspace(0, 1, 8)]
+        fig = self.modality.plot_samples(path_x, titles, ncols=8)
+        fig.suptitle("latent interpolation between two training samples (linear in the posterior means)", fontsize=8)
+        return plots.save(fig, path)
 
     def _summarise(self) -> None:
         history = pd.DataFrame(self.state.history)

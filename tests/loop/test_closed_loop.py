@@ -130,3 +130,4 @@ def test_a_vae_generator_runs_through_the_loop_and_reports_its_posterior(tmp_pat
     row = state.history[0]
     assert 0 <= row["vae_active_fraction"] <= 1 and row["vae_kl_total_nats"] >= 0
     assert state.steps["iter0/train"]["method"] == "vae"
+    assert (cfg.workdir / "iter_00" / "pictures" / "interpolation.png").exists()
