@@ -39,6 +39,7 @@ def design(
     regressor: str | Path | None = None,
     classifier_scale: float = 1.0,
     classifier_tau: float = 0.1,
+    ood_flow: str | Path | None = None,
 ):
     """Design candidates for one or more targets with a trained generator.
 
@@ -48,6 +49,9 @@ def design(
     ``regressor``: a noise-aware property regressor checkpoint (``genmat train
     --regressor-out``): classifier guidance at ``classifier_scale`` (τ = ``classifier_tau``
     in normalised units) and, without a dataset surrogate, the screen.
+    ``ood_flow``: a normalizing-flow checkpoint (``genmat train --method normalizing_flow``)
+    whose likelihood scores every candidate against the dataset (``flow_nll``,
+    ``flow_pvalue`` in the report; needs ``dataset``).
     Returns a :class:`genmat.loop.DesignResult`.
     """
     from dataclasses import replace
@@ -75,7 +79,8 @@ def design(
         training, ids = torch.as_tensor(store.load()), store.table()["sample_id"].to_numpy()
         surrogate = fit_surrogate(store, mod, training)
     return _design(generator, mod, targets, n_candidates=n, n_simulate=n_simulate, surrogate=surrogate,
-                   training_samples=training, training_ids=ids, sampler=sampler, seed=seed, regressor=reg)
+                   training_samples=training, training_ids=ids, sampler=sampler, seed=seed, regressor=reg,
+                   ood_flow=None if ood_flow is None else Generator.from_checkpoint(ood_flow))
 
 
 def simulate(processing: pd.DataFrame | Mapping[str, float] | Sequence[Mapping[str, float]], *,

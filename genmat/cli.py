@@ -104,8 +104,8 @@ def train(
     seed: int = typer.Option(0),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     modality: str = typer.Option("spinodal", help=MODALITY_HELP),
-    method: str = typer.Option("diffusion", help="generator family: diffusion (rectified flow / VP, U-Net), vae "
-                               "or latent_diffusion"),
+    method: str = typer.Option("diffusion", help="generator family: diffusion (rectified flow / VP, U-Net), vae, "
+                               "latent_diffusion or normalizing_flow"),
     regressor_out: Optional[Path] = typer.Option(None, help="also train a noise-aware property regressor "
                                                   "(classifier guidance, screening) and save it here"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
@@ -208,6 +208,8 @@ def design(
     regressor: Optional[Path] = typer.Option(None, help="noise-aware property regressor checkpoint (classifier guidance)"),
     classifier_scale: float = typer.Option(1.0, min=0.0, help="classifier-guidance scale (with --regressor)"),
     classifier_tau: float = typer.Option(0.1, min=1e-4, help="classifier-guidance width τ, normalised units"),
+    ood_flow: Optional[Path] = typer.Option(None, help="normalizing-flow checkpoint: its likelihood scores candidates "
+                                            "against --dataset (flow_nll, flow_pvalue in the report)"),
     modality: str = typer.Option("spinodal", help=MODALITY_HELP),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ):
@@ -224,11 +226,12 @@ def design(
     frame = read_table(targets) if targets else pd.DataFrame([_parse_fields(target)])
     if not checkpoint.exists():
         raise UsageError(f"--checkpoint {checkpoint} does not exist")
-    if regressor is not None and not regressor.exists():
-        raise UsageError(f"--regressor {regressor} does not exist")
+    for path, what in ((regressor, "--regressor"), (ood_flow, "--ood-flow")):
+        if path is not None and not path.exists():
+            raise UsageError(f"{what} {path} does not exist")
     result = genmat.design(frame, checkpoint=checkpoint, n=n, n_simulate=n_simulate, dataset=dataset, seed=seed,
                            steps=steps, guidance=guidance, modality=modality, regressor=regressor,
-                           classifier_scale=classifier_scale, classifier_tau=classifier_tau)
+                           classifier_scale=classifier_scale, classifier_tau=classifier_tau, ood_flow=ood_flow)
     out.mkdir(parents=True, exist_ok=True)
     save_design(result, out)
     from genmat.modalities import get_modality

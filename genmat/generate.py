@@ -27,12 +27,20 @@ import torch
 from genmat.conditions import ConditionSchema
 from genmat.diffusion import DenoisingLoss
 from genmat.diffusion.losses import ConsistencyDistillationLoss
-from genmat.methods import METHOD_NAMES, DiffusionMethod, GeneratorConfig, LatentSettings, SamplerConfig, get_method
+from genmat.methods import (
+    METHOD_NAMES,
+    DiffusionMethod,
+    FlowSettings,
+    GeneratorConfig,
+    LatentSettings,
+    SamplerConfig,
+    get_method,
+)
 from genmat.nn.embeddings import drop_fields
 from genmat.train import TrainConfig, TrainResult, load_checkpoint, resolve_device, train
 
-METHODS = METHOD_NAMES  # "diffusion" | "vae" | "latent_diffusion"
-__all__ = ["METHODS", "Generator", "GeneratorConfig", "LatentSettings", "SamplerConfig"]
+METHODS = METHOD_NAMES  # "diffusion" | "vae" | "latent_diffusion" | "normalizing_flow"
+__all__ = ["METHODS", "FlowSettings", "Generator", "GeneratorConfig", "LatentSettings", "SamplerConfig"]
 
 
 class Generator:

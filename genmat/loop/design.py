@@ -2,7 +2,8 @@
 
 For each target the generator proposes ``n_candidates`` (optionally steered by a
 noise-aware ``regressor``: classifier guidance); every candidate gets the cheap physics
-checks and a novelty score; the surrogate (or, without one, the regressor) ranks the
+checks and a novelty score (and, with ``ood_flow``, a normalizing flow's likelihood as an
+out-of-distribution score); the surrogate (or, without one, the regressor) ranks the
 plausible, novel ones and only the best ``n_simulate`` go to the simulator. The returned
 design of a target is its best simulated candidate, and it is a **hit** when it
 passes the physics checks, is not a copy of training data, and its simulated
@@ -49,6 +50,7 @@ def design(
     seed: int = 0,
     progress: bool = False,
     regressor=None,
+    ood_flow=None,
 ) -> DesignResult:
     """Propose, check and pick designs for ``targets`` (one row per target, physical units)."""
     if n_candidates < 1 or n_simulate < 1:
@@ -73,6 +75,14 @@ def design(
         novelty = novelty_check(samples, training_samples, modality.novelty, training_ids=training_ids)
         frames.append(novelty)
         novel_ok = novelty["novel_pass"].to_numpy(bool)
+
+    if ood_flow is not None and training_samples is not None and len(training_samples):
+        # the normalizing flow's exact likelihood as an out-of-distribution score (not a check)
+        from genmat.methods import ood_scores
+
+        values, mask = ood_flow.schema.encode(rep[fields])
+        ref = training_samples[:1024]
+        frames.append(ood_scores(ood_flow.model, samples, ref, values, mask))
 
     # Screen: rank plausible, novel candidates of each target by predicted error.
     score = np.zeros(len(meta))

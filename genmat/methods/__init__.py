@@ -6,6 +6,7 @@ network, trains it through the one training loop and samples it (see ``base.Meth
                        VP linear or cosine with ε / x0 / v prediction; every sampler, reflow
 ``vae``                conditional VAE (ELBO, β, KL warm-up, free bits), one network call
 ``latent_diffusion``   the VAE first, then diffusion on its latents
+``normalizing_flow``   conditional RealNVP-style flow: exact likelihood, OOD scores
 =====================  =====================================================================
 """
 
@@ -14,12 +15,13 @@ from __future__ import annotations
 from typing import Sequence
 
 from genmat.methods.base import Method
-from genmat.methods.config import METHOD_NAMES, GeneratorConfig, LatentSettings, SamplerConfig
+from genmat.methods.config import METHOD_NAMES, FlowSettings, GeneratorConfig, LatentSettings, SamplerConfig
 from genmat.methods.diffusion import DiffusionMethod
+from genmat.methods.flow import FlowMethod, ood_scores
 from genmat.methods.latent import LatentDiffusion, LatentDiffusionMethod
 from genmat.methods.vae import VAEMethod
 
-METHODS: dict[str, type[Method]] = {m.name: m for m in (DiffusionMethod, VAEMethod, LatentDiffusionMethod)}
+METHODS: dict[str, type[Method]] = {m.name: m for m in (DiffusionMethod, VAEMethod, LatentDiffusionMethod, FlowMethod)}
 assert tuple(METHODS) == METHOD_NAMES
 
 
@@ -27,5 +29,6 @@ def get_method(config: GeneratorConfig, sample_shape: Sequence[int]) -> Method:
     return METHODS[config.method](config, sample_shape)
 
 
-__all__ = ["METHODS", "METHOD_NAMES", "DiffusionMethod", "GeneratorConfig", "LatentDiffusion",
-           "LatentDiffusionMethod", "LatentSettings", "Method", "SamplerConfig", "VAEMethod", "get_method"]
+__all__ = ["METHODS", "METHOD_NAMES", "DiffusionMethod", "FlowMethod", "FlowSettings", "GeneratorConfig",
+           "LatentDiffusion", "LatentDiffusionMethod", "LatentSettings", "Method", "SamplerConfig", "VAEMethod",
+           "get_method", "ood_scores"]

@@ -8,7 +8,7 @@ from typing import Mapping
 from genmat.nn import UNetConfig
 from genmat.vae import VAESettings
 
-METHOD_NAMES = ("diffusion", "vae", "latent_diffusion")
+METHOD_NAMES = ("diffusion", "vae", "latent_diffusion", "normalizing_flow")
 
 
 @dataclass(frozen=True)
@@ -41,10 +41,26 @@ class LatentSettings:
 
 
 @dataclass(frozen=True)
+class FlowSettings:
+    """Normalizing flow: ``levels`` squeeze stages of ``steps`` affine couplings with
+    ``hidden`` channels; samples are drawn at ``temperature`` (z ~ N(0, T² I))."""
+
+    levels: int = 2
+    steps: int = 4
+    hidden: int = 32
+    temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.levels < 1 or self.steps < 1 or self.hidden < 1 or not self.temperature > 0:
+            raise ValueError("flow: levels, steps, hidden must be ≥ 1 and temperature > 0")
+
+
+@dataclass(frozen=True)
 class GeneratorConfig:
     # "diffusion": the U-Net denoiser on a noise path (rectified flow / VP, any prediction);
     # "vae": a conditional VAE of the same blocks (``unet`` sizes it, ``vae`` sets its ELBO);
-    # "latent_diffusion": that VAE first, then diffusion on its latents (``latent``).
+    # "latent_diffusion": that VAE first, then diffusion on its latents (``latent``);
+    # "normalizing_flow": a conditional RealNVP-style flow with an exact likelihood (``flow``).
     method: str = "diffusion"
     unet: UNetConfig = field(default_factory=UNetConfig)
     path: str = "rectified_flow"  # "rectified_flow" | "vp_linear" | "vp_cosine"
@@ -55,6 +71,7 @@ class GeneratorConfig:
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     vae: VAESettings = field(default_factory=VAESettings)
     latent: LatentSettings = field(default_factory=LatentSettings)
+    flow: FlowSettings = field(default_factory=FlowSettings)
 
     def __post_init__(self) -> None:
         if self.method not in METHOD_NAMES:
@@ -69,4 +86,4 @@ class GeneratorConfig:
         unet = d.pop("unet", {})
         unet = UNetConfig(**{**unet, "channel_mults": tuple(unet.get("channel_mults", (1, 2, 2)))})
         return cls(unet=unet, sampler=SamplerConfig(**d.pop("sampler", {})), vae=VAESettings(**d.pop("vae", {})),
-                   latent=LatentSettings(**d.pop("latent", {})), **d)
+                   latent=LatentSettings(**d.pop("latent", {})), flow=FlowSettings(**d.pop("flow", {})), **d)

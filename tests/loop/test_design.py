@@ -91,3 +91,27 @@ def test_spectra_from_the_oracle_hit_and_fractions_are_measured():
                      n_simulate=1)
     assert partial.metrics["candidate_hit_rate"] == 1.0
     assert partial.report["sim_frac_anatase"][0] == pytest.approx(0.7, abs=0.02)
+
+
+def test_a_normalizing_flow_scores_candidates_out_of_distribution(world):
+    """The flow's likelihood goes into the report as a score: a candidate that is pure
+    noise is far less likely under a flow trained on the data than the data itself."""
+    from genmat.generate import FlowSettings, Generator, GeneratorConfig
+    from genmat.nn import UNetConfig
+    from genmat.train import TrainConfig
+
+    mod, samples, rows, train, surrogate = world
+    flow = Generator(GeneratorConfig(method="normalizing_flow", unet=UNetConfig(embed_dim=16),
+                                     flow=FlowSettings(levels=2, steps=2, hidden=8)), mod.schema, mod.sample_shape)
+    values, mask = mod.schema.encode(pd.DataFrame(index=range(len(train))))
+    flow.fit([train, values, mask], TrainConfig(steps=60, batch_size=16, lr=3e-3, warmup_steps=5, log_every=30),
+             progress=False)
+    noise = torch.randn(3, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    candidates = torch.cat([samples, noise])
+    targets = rows[list(mod.target_fields)]
+    result = design(ReplayGenerator(candidates), mod, pd.concat([targets, targets]), n_candidates=1, n_simulate=1,
+                    surrogate=surrogate, training_samples=train, ood_flow=flow)
+    nll = result.report["flow_nll"].to_numpy()
+    assert {"flow_nll", "flow_pvalue", "flow_in_distribution"} <= set(result.report.columns)
+    assert nll[3:].min() > nll[:3].max()  # noise is less likely than simulated micrographs
+    assert not result.report["flow_in_distribution"][3:].any()

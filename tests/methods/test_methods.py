@@ -26,8 +26,8 @@ def _lines(n=256, seed=1):
 
 
 def test_registry_names_match_the_config():
-    assert METHODS == ("diffusion", "vae", "latent_diffusion")
-    with pytest.raises(ValueError, match="allowed: diffusion, vae, latent_diffusion"):
+    assert METHODS == ("diffusion", "vae", "latent_diffusion", "normalizing_flow")
+    with pytest.raises(ValueError, match="allowed: diffusion, vae, latent_diffusion, normalizing_flow"):
         GeneratorConfig(method="gan")
 
 
