@@ -449,6 +449,13 @@ def read_spectra_history(workdir: Path) -> dict:
 
 
 # ------------------------------------------------------------------------ writing
+def _history_section(title: str, hist: dict, picture: str, missing: str) -> list[str]:
+    """Markdown lines of a loop's per-iteration table (or what to run when it is missing)."""
+    if not hist["available"]:
+        return [title, "", f"No `{hist['path']}`: {missing}", ""]
+    return [title, "", f"From `{hist['path']}`:", "", report.table(hist["rows"], hist["columns"]), "", picture, ""]
+
+
 def write_markdown(results: dict, out: Path) -> Path:
     m = results["machine"]
     lines = [
@@ -540,13 +547,9 @@ def write_markdown(results: dict, out: Path) -> Path:
         "",
     ]
 
-    hist = results["loop"]
-    lines += ["## 4. Demo loop hit rate per iteration", ""]
-    if hist["available"]:
-        lines += [f"From `{hist['path']}`:", "", report.table(hist["rows"], hist["columns"]), "",
-                  "![hit rate](loop_hit_rate.png)", ""]
-    else:
-        lines += [f"No `{hist['path']}`: run `make demo` first (or pass `--workdir` of a finished loop).", ""]
+    lines += _history_section("## 4. Demo loop hit rate per iteration", results["loop"],
+                              "![hit rate](loop_hit_rate.png)",
+                              "run `make demo` first (or pass `--workdir` of a finished loop).")
 
     spec = results["spectra_simulator"]
     lines += [
@@ -590,14 +593,10 @@ def write_markdown(results: dict, out: Path) -> Path:
         "",
     ]
 
-    shist = results["spectra_loop"]
-    lines += ["## 6. Spectra loop hit rate per iteration", ""]
-    if shist["available"]:
-        lines += [f"From `{shist['path']}`:", "", report.table(shist["rows"], shist["columns"]), "",
-                  "![spectra loop hit rate](spectra_loop_hit_rate.png)", ""]
-    else:
-        lines += [f"No `{shist['path']}`: run `make demo-xrd` (or `make demo-raman`) first, or pass "
-                  "`--spectra-workdir` of a finished spectra loop.", ""]
+    lines += _history_section("## 6. Spectra loop hit rate per iteration", results["spectra_loop"],
+                              "![spectra loop hit rate](spectra_loop_hit_rate.png)",
+                              "run `make demo-xrd` (or `make demo-raman`) first, or pass `--spectra-workdir` of a "
+                              "finished spectra loop.")
 
     path = out / "results.md"
     tmp = path.with_suffix(".md.tmp")

@@ -267,9 +267,10 @@ def validate(
     if not samples.exists():
         raise UsageError(f"{samples} does not exist")
     x = torch.as_tensor(np.load(samples, allow_pickle=False)).float()
-    expected = mod.sample_shape if modality != "spinodal" else (1, "N", "N")
-    if x.dim() != len(mod.sample_shape) + 1 or (modality != "spinodal" and tuple(x.shape[1:]) != mod.sample_shape) \
-            or x.shape[1] != 1:
+    spatial = ("N",) * (len(mod.sample_shape) - 1) if mod.any_size else mod.sample_shape[1:]
+    expected = (mod.sample_shape[0], *spatial)
+    if x.dim() != len(mod.sample_shape) + 1 or x.shape[1] != mod.sample_shape[0] \
+            or (not mod.any_size and tuple(x.shape[1:]) != mod.sample_shape):
         raise UsageError(f"{samples}: shape {tuple(x.shape)}; expected (n, {', '.join(map(str, expected))}) for {modality}")
     cond = read_table(targets) if targets else pd.DataFrame(index=range(len(x)))
     if len(cond) != len(x):

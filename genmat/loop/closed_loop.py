@@ -278,8 +278,9 @@ class ClosedLoop:
         from genmat.generate import Generator
 
         store = DatasetStore.open(self.config.dataset)
-        x = torch.as_tensor(store.load()[:2])
-        first = store.table().iloc[:1].reindex(columns=list(self.modality.schema.names))
+        table = store.table().iloc[:2]
+        x = torch.as_tensor(store.load(table["sample_id"].to_numpy()))
+        first = table.iloc[:1].reindex(columns=list(self.modality.schema.names))
         path_x = Generator.from_checkpoint(checkpoint).interpolate(x[0], x[1], first, n=8)
         titles = [f"{w:.2f}" for w in np.linspace(0, 1, 8)]
         fig = self.modality.plot_samples(path_x, titles, ncols=8)

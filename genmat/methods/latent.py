@@ -61,8 +61,9 @@ class LatentDiffusionMethod(Method):
         model.load_state_dict(ema.state_dict())  # stage 2 starts from the averaged autoencoder
         x, values, mask = (d.to(model.latent_scale.device) for d in data[:3])
         model.latent_scale.fill_(1.0)
-        model.latent_scale.fill_(float(1.0 / model.encode(x, values, mask).std().clamp(min=1e-6)))
-        latents = model.encode(x, values, mask)
+        means = model.encode(x, values, mask)  # encoded once: the scale and the latents come from it
+        model.latent_scale.fill_(float(1.0 / means.std().clamp(min=1e-6)))
+        latents = means * model.latent_scale
         denoise = DenoisingLoss(cond_dropout=c.cond_dropout, t_sampling=c.t_sampling)
         model.requires_grad_(True)
         ema, second = train(model, lambda m, b, g: denoise(m.denoiser, b, g), [latents, values, mask],

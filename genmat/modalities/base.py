@@ -22,6 +22,7 @@ class Modality(Protocol):
     relabel_failures: bool  # feed failed candidates back with their measured labels
     loop_defaults: dict  # LoopConfig fields whose demo defaults differ for this modality
     novelty: "NoveltyConfig"  # copy-check settings for its samples
+    any_size: bool  # validators accept samples of other spatial sizes than sample_shape
 
     def simulator_settings(self) -> dict:
         """JSON-safe settings and version of the oracle (stored in the dataset manifest)."""

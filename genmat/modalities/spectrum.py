@@ -13,7 +13,7 @@ a spectrum at every intensity with the same noise level. :meth:`counts` inverts 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
@@ -103,6 +103,7 @@ class SpectrumModality:
 
     hit_metric = "candidate_hit_rate"  # fraction of all candidates passing every check
     relabel_failures = False  # failures are replaced by simulated spectra of their condition
+    any_size = False  # spectra live on the oracle's fixed axis
     # Demo defaults of the closed loop (LoopConfig fields); every candidate is checked.
     loop_defaults = {
         "n_candidates": 4, "n_simulate": 4, "acquire_per_target": 8, "initial_samples": 256, "n_targets": 12,
@@ -148,8 +149,6 @@ class SpectrumModality:
 
     # ------------------------------------------------------------------------- oracle
     def simulator_settings(self) -> dict:
-        from dataclasses import asdict
-
         return {"version": SIMULATOR_VERSION, "technique": self.name, "phases": list(self.phases),
                 "oracle": asdict(self.technique.config), "sqrt_scale": self.config.sqrt_scale}
 

@@ -96,6 +96,7 @@ class SpinodalModality:
     relabel_failures = True  # a failed micrograph is a real micrograph of its simulated properties
     loop_defaults: dict = {}  # LoopConfig's defaults are this modality's demo
     novelty = NoveltyConfig()  # translation-invariant copy check on the periodic grid
+    any_size = True  # the validators measure micrographs of any N × N, not only the grid's
 
     @property
     def tolerance_bands(self) -> dict[str, tuple[str, float]]:

@@ -118,7 +118,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from genmat.sim.materials import SimInputError
-from genmat.sim.spectra import BackgroundPrior, LineSet, SpectrumAxis, background_basis, check_state, poisson_counts
+from genmat.sim.spectra import BackgroundPrior, LineOracle, LineSet, SpectrumAxis, check_state
 
 ROOM_TEMPERATURE_K = 298.15
 HC_OVER_K_CM_K = 1.438777  # second radiation constant hc/k_B (cm·K)
@@ -291,22 +291,14 @@ class RamanConfig:
     reference_temperature_K: float = ROOM_TEMPERATURE_K  # temperature of the band table
 
 
-class Raman:
+class Raman(LineOracle):
     """Technique object of the Raman oracle: the bands of a phase set for given conditions."""
 
     name = "raman"
     family = "raman"
 
     def __init__(self, config: RamanConfig | None = None) -> None:
-        self.config = config or RamanConfig()
-
-    @property
-    def axis(self) -> SpectrumAxis:
-        return self.config.axis
-
-    @property
-    def eta(self) -> float:
-        return self.config.eta
+        super().__init__(config or RamanConfig())
 
     def check_phases(self, phases) -> tuple[str, ...]:
         return check_phases(phases)
@@ -361,19 +353,3 @@ class Raman:
         with np.errstate(invalid="ignore", divide="ignore"):
             size = bands.lattice[k] * (np.where(ok, rest, 1.0) / np.where(b > 0, b, 1.0)) ** (-1 / bands.gamma_w[k])
         return np.where(ok, size, np.nan).reshape(shape)
-
-    def expected(self, phases, fractions, *, size_nm, strain, temperature_K, background=None) -> np.ndarray:
-        """Noise-free counts ``(B, N)``; ``background`` coefficients ``(B, 5)`` or None."""
-        lines = self.lines(phases, size_nm=size_nm, strain=strain, temperature_K=temperature_K)
-        y = lines.spectrum(fractions, self.axis, self.eta)
-        if background is not None:
-            y = y + np.asarray(background) @ background_basis(self.axis)
-        return y
-
-    def simulate(self, phases, fractions, *, size_nm, strain, temperature_K, rng: np.random.Generator):
-        """Measured counts ``(B, N)`` (random fluorescence background, Poisson noise) and the
-        background coefficients ``(B, 5)`` drawn."""
-        fractions = np.atleast_2d(np.asarray(fractions, dtype=float))
-        bg = self.config.background.draw(fractions.shape[0], rng)
-        y = self.expected(phases, fractions, size_nm=size_nm, strain=strain, temperature_K=temperature_K, background=bg)
-        return poisson_counts(y, rng), bg

@@ -263,3 +263,42 @@ class BackgroundPrior:
         s = rng.uniform(-1, 1, size=(n, 3)) * np.asarray(self.shape)
         d = rng.uniform(*self.decay, size=n)
         return level[:, None] * np.column_stack([np.ones(n), s, d])
+
+
+class LineOracle:
+    """What the XRD and Raman oracles share: a config with ``axis``, ``eta`` and a
+    ``background`` prior, and the noise-free and measured spectra built from the
+    subclass's :meth:`lines`. Subclasses set ``name`` and implement ``lines``,
+    ``line_positions``, ``check_phases`` and ``width_to_size``."""
+
+    name = ""
+
+    def __init__(self, config) -> None:
+        self.config = config
+
+    @property
+    def axis(self) -> SpectrumAxis:
+        return self.config.axis
+
+    @property
+    def eta(self) -> float:
+        return self.config.eta
+
+    def lines(self, phases, *, size_nm, strain, temperature_K) -> LineSet:
+        raise NotImplementedError
+
+    def expected(self, phases, fractions, *, size_nm, strain, temperature_K, background=None) -> np.ndarray:
+        """Noise-free counts ``(B, N)``; ``background`` coefficients ``(B, 5)`` or None."""
+        lines = self.lines(phases, size_nm=size_nm, strain=strain, temperature_K=temperature_K)
+        y = lines.spectrum(fractions, self.axis, self.eta)
+        if background is not None:
+            y = y + np.asarray(background) @ background_basis(self.axis)
+        return y
+
+    def simulate(self, phases, fractions, *, size_nm, strain, temperature_K, rng: np.random.Generator):
+        """Measured counts ``(B, N)`` (a random background from the config's prior, Poisson
+        noise) and the background coefficients ``(B, 5)`` drawn."""
+        fractions = np.atleast_2d(np.asarray(fractions, dtype=float))
+        bg = self.config.background.draw(fractions.shape[0], rng)
+        y = self.expected(phases, fractions, size_nm=size_nm, strain=strain, temperature_K=temperature_K, background=bg)
+        return poisson_counts(y, rng), bg

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from genmat.sim.materials import SimInputError
-from genmat.sim.spectra import BackgroundPrior, LineSet, SpectrumAxis, background_basis, check_state, poisson_counts
+from genmat.sim.spectra import BackgroundPrior, LineOracle, LineSet, SpectrumAxis, check_state
 from genmat.sim.xrd_library import LIBRARY_PATH
 
 ROOM_TEMPERATURE_K = 298.15
@@ -117,25 +117,17 @@ def scherrer_size_nm(fwhm_deg, two_theta, strain=0.0, config: XRDConfig = XRDCon
         return config.scherrer_k * config.wavelength_A / (beta_size * np.cos(theta)) / 10
 
 
-class XRD:
+class XRD(LineOracle):
     """Technique object of the XRD oracle: the lines of a phase set for given conditions."""
 
     name = "xrd"
     family = "diffraction"
 
     def __init__(self, config: XRDConfig | None = None) -> None:
-        self.config = config or XRDConfig()
-
-    @property
-    def axis(self) -> SpectrumAxis:
-        return self.config.axis
+        super().__init__(config or XRDConfig())
 
     def check_phases(self, phases) -> tuple[str, ...]:
         return check_phases(phases)
-
-    @property
-    def eta(self) -> float:
-        return self.config.eta
 
     def line_positions(self, phases, temperature_K) -> tuple[np.ndarray, np.ndarray]:
         """Centres ``(B, K)`` (degrees 2θ at each temperature) and phase index ``(K,)``."""
@@ -164,19 +156,3 @@ class XRD:
         """Scherrer size (nm) of a line of FWHM ``fwhm`` at ``center`` (phases and
         temperature do not enter: accepted for the interface shared with Raman)."""
         return scherrer_size_nm(fwhm, center, strain, self.config)
-
-    def expected(self, phases, fractions, *, size_nm, strain, temperature_K, background=None) -> np.ndarray:
-        """Noise-free counts ``(B, N)``; ``background`` coefficients ``(B, 5)`` or None."""
-        lines = self.lines(phases, size_nm=size_nm, strain=strain, temperature_K=temperature_K)
-        y = lines.spectrum(fractions, self.axis, self.eta)
-        if background is not None:
-            y = y + np.asarray(background) @ background_basis(self.axis)
-        return y
-
-    def simulate(self, phases, fractions, *, size_nm, strain, temperature_K, rng: np.random.Generator):
-        """Measured counts ``(B, N)`` (random background, Poisson noise) and the
-        background coefficients ``(B, 5)`` drawn."""
-        fractions = np.atleast_2d(np.asarray(fractions, dtype=float))
-        bg = self.config.background.draw(fractions.shape[0], rng)
-        y = self.expected(phases, fractions, size_nm=size_nm, strain=strain, temperature_K=temperature_K, background=bg)
-        return poisson_counts(y, rng), bg

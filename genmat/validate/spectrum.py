@@ -173,7 +173,8 @@ def spectrum_physics_checks(counts: np.ndarray, technique, phases, conditions: p
 
     unmatched = np.zeros(n, dtype=int)
     worst = np.full(n, np.nan)
-    for b, idx in enumerate(detect_peaks(net, sigma, min_snr=checks.min_snr)):
+    peaks = detect_peaks(net, sigma, min_snr=checks.min_snr)
+    for b, idx in enumerate(peaks):
         if len(idx) == 0:
             continue
         d = _distance(x[idx], lo[b][None], hi[b][None])[0]  # (K, n_peaks)
@@ -185,7 +186,7 @@ def spectrum_physics_checks(counts: np.ndarray, technique, phases, conditions: p
     out = pd.DataFrame({
         "finite": finite,
         "negative_fraction": negative,
-        "n_peaks": [len(i) for i in detect_peaks(net, sigma, min_snr=checks.min_snr)],
+        "n_peaks": [len(i) for i in peaks],
         "unmatched_peaks": unmatched,
         "peak_offset_max": worst,
         "spurious_fraction": spurious,
