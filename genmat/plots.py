@@ -41,7 +41,7 @@ def hit_rate_curve(history: pd.DataFrame, goal: float | None = None):
         ax2 = ax.twinx()
         ax2.bar(it, history["simulator_calls_total"], alpha=0.15, color="C1", width=0.5)
         ax2.set_ylabel("simulator calls (cumulative)", color="C1")
-    ax.legend(loc="lower right", fontsize=7)
+    ax.legend(loc="best", fontsize=7, framealpha=0.8)  # the candidate curve sits low: keep it visible
     ax.set_title("closed loop: hit rate per iteration")
     fig.tight_layout()
     return fig
