@@ -36,6 +36,7 @@ def design(
     seed: int = 0,
     steps: int | None = None,
     guidance: float | None = None,
+    sampler: str | None = None,
     regressor: str | Path | None = None,
     classifier_scale: float = 1.0,
     classifier_tau: float = 0.1,
@@ -46,6 +47,8 @@ def design(
     ``targets``: any subset of the modality's condition fields, in physical units.
     ``dataset``: the training dataset, for novelty checks and the screening surrogate
     (without it every plausible candidate is ranked equally and only novelty is skipped).
+    ``steps``, ``guidance``, ``sampler``: override the checkpoint's sampler settings (``sampler``:
+    euler, heun, ddim, ddpm, dpmpp_2m or consistency; see docs/methods.md).
     ``regressor``: a noise-aware property regressor checkpoint (``genmat train
     --regressor-out``): classifier guidance at ``classifier_scale`` (τ = ``classifier_tau``
     in normalised units) and, without a dataset surrogate, the screen.
@@ -65,8 +68,9 @@ def design(
     mod = get_modality(modality, **(modality_options or {}))
     targets = mod.schema.validate_frame(_frame(targets))  # bad targets fail before anything is loaded
     generator = Generator.from_checkpoint(checkpoint)
-    sampler = generator.config.sampler
-    sampler = replace(sampler, steps=steps or sampler.steps, guidance=sampler.guidance if guidance is None else guidance)
+    base = generator.config.sampler
+    sampler = replace(base, steps=steps or base.steps, guidance=base.guidance if guidance is None else guidance,
+                      method=sampler or base.method)
     reg = None
     if regressor is not None:
         from genmat.regressor import PropertyRegressor

@@ -105,25 +105,31 @@ def train(
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     modality: str = typer.Option("spinodal", help=MODALITY_HELP),
     method: str = typer.Option("diffusion", help="generator family: diffusion (rectified flow / VP, U-Net), vae, "
-                               "latent_diffusion or normalizing_flow"),
+                               "latent_diffusion, normalizing_flow or gan (docs/methods.md)"),
+    path: str = typer.Option("rectified_flow", help="diffusion noise path: rectified_flow, vp_linear or vp_cosine"),
+    prediction: str = typer.Option("velocity", help="what the denoiser predicts: velocity, eps, x0 or v"),
+    sampler: str = typer.Option("heun", help="the checkpoint's default sampler: euler, heun, ddim, ddpm, dpmpp_2m"),
+    sampler_steps: int = typer.Option(20, min=1, help="the checkpoint's default sampler steps"),
     regressor_out: Optional[Path] = typer.Option(None, help="also train a noise-aware property regressor "
                                                   "(classifier guidance, screening) and save it here"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ):
     """Train the conditional generator (default: rectified flow on a U-Net) on a dataset."""
     _setup(verbose)
+    from dataclasses import replace
+
+    from genmat.generate import SamplerConfig
     from genmat.loop import LoopConfig
     from genmat.loop.steps import TrainParams, train_step
     from genmat.train import TrainConfig
 
+    generator = replace(LoopConfig(modality=modality).generator, method=method, path=path,  # the modality's network
+                        prediction=prediction, sampler=SamplerConfig(steps=sampler_steps, method=sampler))
+    cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device)
     dataset = _dataset_path(dataset, modality)
     checkpoint = checkpoint or Path("runs") / modality / "model.ckpt"
     if not dataset.exists():
         raise UsageError(f"--dataset {dataset} does not exist; run `genmat simulate --dataset {dataset}` first")
-    cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device)
-    from dataclasses import replace
-
-    generator = replace(LoopConfig(modality=modality).generator, method=method)  # the modality's default network
     out = train_step(TrainParams(modality=modality, dataset=dataset, checkpoint=checkpoint, warm_start=warm_start,
                                  generator=generator, train=cfg))
     typer.echo(f"trained to step {out['step']} (loss {out['final_loss']:.4f}) on {out['n_train']} samples: {checkpoint}")
@@ -205,6 +211,8 @@ def design(
     seed: int = typer.Option(0),
     steps: Optional[int] = typer.Option(None, min=1, help="sampler steps (default: the model's)"),
     guidance: Optional[float] = typer.Option(None, min=0.0, help="classifier-free guidance scale"),
+    sampler: Optional[str] = typer.Option(None, help="diffusion sampler: euler, heun, ddim, ddpm, dpmpp_2m, consistency "
+                                          "(default: the model's)"),
     regressor: Optional[Path] = typer.Option(None, help="noise-aware property regressor checkpoint (classifier guidance)"),
     classifier_scale: float = typer.Option(1.0, min=0.0, help="classifier-guidance scale (with --regressor)"),
     classifier_tau: float = typer.Option(0.1, min=1e-4, help="classifier-guidance width τ, normalised units"),
@@ -230,7 +238,7 @@ def design(
         if path is not None and not path.exists():
             raise UsageError(f"{what} {path} does not exist")
     result = genmat.design(frame, checkpoint=checkpoint, n=n, n_simulate=n_simulate, dataset=dataset, seed=seed,
-                           steps=steps, guidance=guidance, modality=modality, regressor=regressor,
+                           steps=steps, guidance=guidance, sampler=sampler, modality=modality, regressor=regressor,
                            classifier_scale=classifier_scale, classifier_tau=classifier_tau, ood_flow=ood_flow)
     out.mkdir(parents=True, exist_ok=True)
     save_design(result, out)

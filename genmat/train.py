@@ -136,7 +136,9 @@ def train(
         model.load_state_dict(warm["ema"])
         base_step = int(warm["step"])
     ema = copy.deepcopy(model).eval().requires_grad_(False)
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    # a model with several players (a GAN) may give each its own lr scale and Adam betas
+    groups = model.param_groups() if hasattr(model, "param_groups") else [{"params": list(model.parameters())}]
+    opt = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     gen = torch.Generator(device="cpu").manual_seed(config.seed)
     if ckpt_path is not None and resume and ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path)
@@ -180,7 +182,7 @@ def train(
     bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc="training", disable=not progress)
     for i in bar:
         for group in opt.param_groups:
-            group["lr"] = _lr_at(config, i)
+            group["lr"] = _lr_at(config, i) * group.get("lr_scale", 1.0)
         idx = torch.randint(0, n, (min(config.batch_size, n),), generator=gen).to(device)
         with autocast:
             loss = loss_fn(model, [d[idx] for d in data_dev], gen)

@@ -93,6 +93,18 @@ def test_train_without_dataset_says_what_to_do(tmp_path):
     _one_line_error(out, "does not exist", "genmat simulate")
 
 
+@pytest.mark.parametrize("option, value, allowed", [
+    ("--method", "wgan", "diffusion, vae, latent_diffusion, normalizing_flow, gan"),
+    ("--path", "vp_quadratic", "rectified_flow, vp_linear, vp_cosine"),
+    ("--prediction", "score", "eps, x0, v, velocity"),
+    ("--sampler", "ddpmpp", "euler, heun, ddim, ddpm, dpmpp_2m, consistency"),
+])
+def test_train_rejects_an_unknown_family_path_prediction_or_sampler(tmp_path, option, value, allowed):
+    out = genmat("train", option, value, cwd=tmp_path)
+    _one_line_error(out, value, allowed)
+    assert not (tmp_path / "runs").exists()
+
+
 def test_spectrum_design_fractions_must_sum_to_one(tmp_path):
     ckpt = tmp_path / "model.ckpt"
     ckpt.write_bytes(b"")

@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Mapping
 
+from genmat.diffusion.paths import KINDS
+from genmat.diffusion.precond import PREDICTIONS
+from genmat.diffusion.samplers import SAMPLERS
 from genmat.nn import UNetConfig
 from genmat.vae import VAESettings
 
-METHOD_NAMES = ("diffusion", "vae", "latent_diffusion", "normalizing_flow")
+METHOD_NAMES = ("diffusion", "vae", "latent_diffusion", "normalizing_flow", "gan")
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,19 @@ class SamplerConfig:
     # scale s (0 = off) and the likelihood width τ in normalised field units.
     classifier_scale: float = 0.0
     classifier_tau: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.method not in SAMPLERS:
+            raise ValueError(f"sampler method = {self.method!r}; allowed: {', '.join(SAMPLERS)}")
+        if int(self.steps) < 1:
+            raise ValueError(f"sampler steps = {self.steps} is outside the allowed range [1, ∞)")
+        if self.guidance < 0 or self.classifier_scale < 0:
+            raise ValueError(f"sampler guidance = {self.guidance}, classifier_scale = {self.classifier_scale}: "
+                             "the allowed range is [0, ∞)")
+        if not 0 <= self.eta <= 1:
+            raise ValueError(f"sampler eta = {self.eta} is outside the allowed range [0, 1]")
+        if not self.classifier_tau > 0:
+            raise ValueError(f"sampler classifier_tau = {self.classifier_tau} is outside the allowed range (0, ∞)")
 
 
 @dataclass(frozen=True)
@@ -56,11 +72,33 @@ class FlowSettings:
 
 
 @dataclass(frozen=True)
+class GANSettings:
+    """Conditional GAN: the generator's spatial latent channels, the R1 penalty γ on real
+    samples, the weight of the matching-aware term (real samples with shuffled conditions
+    count as fake), the discriminator's learning-rate scale (two-time-scale update) and
+    both players' Adam betas."""
+
+    latent_channels: int = 4
+    r1_gamma: float = 1.0
+    mismatch: float = 1.0
+    d_lr_scale: float = 2.0
+    betas: tuple[float, float] = (0.0, 0.99)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+        if self.latent_channels < 1 or self.r1_gamma < 0 or self.mismatch < 0 or not self.d_lr_scale > 0:
+            raise ValueError("gan: latent_channels ≥ 1, r1_gamma ≥ 0, mismatch ≥ 0 and d_lr_scale > 0 are required")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"gan.betas = {self.betas} is outside the allowed range: two values in [0, 1)")
+
+
+@dataclass(frozen=True)
 class GeneratorConfig:
     # "diffusion": the U-Net denoiser on a noise path (rectified flow / VP, any prediction);
     # "vae": a conditional VAE of the same blocks (``unet`` sizes it, ``vae`` sets its ELBO);
     # "latent_diffusion": that VAE first, then diffusion on its latents (``latent``);
-    # "normalizing_flow": a conditional RealNVP-style flow with an exact likelihood (``flow``).
+    # "normalizing_flow": a conditional RealNVP-style flow with an exact likelihood (``flow``);
+    # "gan": a conditional GAN, the VAE decoder against a projection discriminator (``gan``).
     method: str = "diffusion"
     unet: UNetConfig = field(default_factory=UNetConfig)
     path: str = "rectified_flow"  # "rectified_flow" | "vp_linear" | "vp_cosine"
@@ -72,10 +110,15 @@ class GeneratorConfig:
     vae: VAESettings = field(default_factory=VAESettings)
     latent: LatentSettings = field(default_factory=LatentSettings)
     flow: FlowSettings = field(default_factory=FlowSettings)
+    gan: GANSettings = field(default_factory=GANSettings)
 
     def __post_init__(self) -> None:
         if self.method not in METHOD_NAMES:
             raise ValueError(f"generator method = {self.method!r}; allowed: {', '.join(METHOD_NAMES)}")
+        if self.path not in KINDS:
+            raise ValueError(f"generator path = {self.path!r}; allowed: {', '.join(KINDS)}")
+        if self.prediction not in PREDICTIONS:
+            raise ValueError(f"generator prediction = {self.prediction!r}; allowed: {', '.join(PREDICTIONS)}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -86,4 +129,5 @@ class GeneratorConfig:
         unet = d.pop("unet", {})
         unet = UNetConfig(**{**unet, "channel_mults": tuple(unet.get("channel_mults", (1, 2, 2)))})
         return cls(unet=unet, sampler=SamplerConfig(**d.pop("sampler", {})), vae=VAESettings(**d.pop("vae", {})),
-                   latent=LatentSettings(**d.pop("latent", {})), flow=FlowSettings(**d.pop("flow", {})), **d)
+                   latent=LatentSettings(**d.pop("latent", {})), flow=FlowSettings(**d.pop("flow", {})),
+                   gan=GANSettings(**d.pop("gan", {})), **d)
