@@ -32,8 +32,9 @@ test: install  ## the whole test suite
 test-fast: install
 	$(BIN)/pytest -q -m "not slow"
 
-bench: install  ## benchmarks: writes bench_results/ (JSON, Markdown, PNG)
+bench: install  ## benchmarks: writes bench_results/ (JSON, Markdown, PNG); the methods part trains 16 models once (≈ 1 h on 2 cores, cached in runs/methods)
 	$(BIN)/python -m benchmarks.run --workdir runs/demo --spectra-workdir runs/xrd
+	$(BIN)/python -m benchmarks.methods --workdir runs/methods
 
 ui: install  ## the MLflow UI on the local SQLite store
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000

@@ -197,3 +197,43 @@ def spectra_hit_rate_plot(history: list[dict], path: Path, title: str = "spectra
     ax.legend(fontsize=7)
     fig.tight_layout()
     return save(fig, path)
+
+
+def methods_plot(rows: Sequence[dict], path: Path, reference: dict | None = None, teacher: dict | None = None) -> Path:
+    """S2 error and hit rate against network evaluations, one line per (model, sampler);
+    the 250-step DDPM's S2 error (+10 %) and 80 % of the teacher's hit rate as guides."""
+    fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.0))
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["model"], r["sampler"]), []).append(r)
+    cmap = plt.get_cmap("tab10")
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    styles = ["-", "--", ":", "-."]
+    for (model, sampler), rs in groups.items():
+        rs = sorted(rs, key=lambda r: r["network_evals"])
+        color = cmap(models.index(model) % 10)
+        k = [s for m, s in groups if m == model].index(sampler)
+        for ax, key in zip(axes, ("s2_error", "hit_rate")):
+            ax.plot([r["network_evals"] for r in rs], [r[key] for r in rs], styles[k % 4], marker="o", ms=4,
+                    color=color, label=f"{model} · {sampler}")
+    if reference:
+        ref = reference["s2_error"]
+        axes[0].axhspan(0, 1.1 * ref, color="0.85", zorder=0, label=f"≤ 1.1 × DDPM-250 S2 error ({ref:.3f})")
+    if teacher:
+        axes[1].axhline(0.8 * teacher["hit_rate"], color="0.4", lw=1, ls="--",
+                        label=f"80 % of the teacher's hit rate ({teacher['hit_rate']:.0%})")
+    for ax, title in zip(axes, ("S2 error vs simulator (lower is better)", "hit rate on held-out targets")):
+        ax.set_xscale("log")
+        ax.set_xlabel("network evaluations per sample")
+        ax.set_title(title, fontsize=9)
+        ax.grid(alpha=0.3, which="both")
+    axes[0].set_ylim(bottom=0)
+    axes[1].set_ylim(0, 1.02)
+    axes[1].yaxis.set_major_formatter(ticker.PercentFormatter(1.0))
+    handles, labels = axes[0].get_legend_handles_labels()
+    h2, l2 = axes[1].get_legend_handles_labels()
+    extra = [(h, lab) for h, lab in zip(h2, l2) if lab not in labels]
+    fig.legend(handles + [h for h, _ in extra], labels + [lab for _, lab in extra], loc="center left",
+               bbox_to_anchor=(1.0, 0.5), fontsize=7, frameon=False)
+    fig.tight_layout()
+    return save(fig, path)

@@ -44,7 +44,7 @@ log = logging.getLogger("benchmarks")
 
 METHODS = ("euler", "heun", "ddim")
 STEPS = (1, 2, 4, 10, 20, 50)
-GUIDANCE = 2.0
+GUIDANCE = 1.0  # the default SamplerConfig.guidance (docs/methods.md §7)
 HISTORY_COLUMNS = (
     "iteration", "hit_rate", "simulator_calls", "simulator_calls_total", "simulator_calls_per_hit",
     "candidates_per_hit", "E_mape", "density_mape", "physics_pass_rate", "train_seconds",
@@ -530,8 +530,10 @@ def write_markdown(results: dict, out: Path) -> Path:
         "",
         f"Generator: {smp['checkpoint']} ({smp['checkpoint_source']}; {smp['n_parameters']:,} parameters, "
         f"{smp['generator_step']} training steps). Batch of {smp['batch_size']} conditioned on {smp['targets']}; "
-        f"classifier-free guidance w = {smp['guidance']} (conditional and unconditional branches in one batch, "
-        "hence net batch = 2 × batch). Network evaluations are counted with a hook on the network "
+        f"classifier-free guidance w = {smp['guidance']} "
+        + ("(the plain conditional model: one branch, net batch = batch). " if smp["guidance"] == 1 else
+           "(conditional and unconditional branches in one batch, hence net batch = 2 × batch). ")
+        + "Network evaluations are counted with a hook on the network "
         "(formula: euler/ddim = steps, heun = 2·steps − 1). Quality: the spinodal modality's physics checks "
         "against the targets (vf error = |φ − φ implied by the target density|).",
         "",
@@ -605,8 +607,9 @@ def write_markdown(results: dict, out: Path) -> Path:
     return path
 
 
-def write_json(results: dict, out: Path) -> Path:
-    path = out / "results.json"
+def write_json(results: dict, out: Path, name: str = "results.json") -> Path:
+    """``out/name``, written whole or not at all."""
+    path = out / name
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(results, indent=2, default=_jsonable))
     tmp.replace(path)
@@ -652,10 +655,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+
 def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    setup_logging(args.verbose)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
     s = Settings.quick_settings() if args.quick else Settings()

@@ -96,7 +96,7 @@ def test_quick_run_writes_json_markdown_and_plots(tmp_path):
     assert {r["method"] for r in rows} == {"euler", "heun", "ddim"}
     for r in rows:
         assert r["network_evals"] == r["network_evals_formula"]
-        assert r["net_batch"] == 2 * data["sampling"]["batch_size"]  # guidance 2: both branches in one batch
+        assert r["net_batch"] == data["sampling"]["batch_size"]  # guidance 1: the conditional branch only
         assert 0.0 <= r["physics_pass_rate"] <= 1.0 and r["vf_abs_error_mean"] >= 0
         assert r["seconds_per_sample"] > 0
 

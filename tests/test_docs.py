@@ -25,7 +25,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
-PAGES = sorted([REPO / "README.md", *DOCS.glob("*.md")])
+PAGES = sorted([REPO / "README.md", *DOCS.glob("*.md"), *DOCS.glob("methods/*.md")])
 REQUIRED = ["architecture.md", "physics.md", "loop.md", "running.md", "methods.md"]
 
 FENCE = re.compile(r"^(```|~~~)(\w*)[^\n]*\n(.*?)^\1[ \t]*$", re.S | re.M)
@@ -50,7 +50,7 @@ def _split(text: str) -> tuple[str, list[tuple[str, str]]]:
 
 def _slug(heading: str) -> str:
     """GitHub's anchor for a Markdown heading."""
-    text = re.sub(r"[`*_]", "", heading.strip().lower())
+    text = re.sub(r"[`*]", "", heading.strip().lower())  # GitHub keeps underscores
     text = re.sub(r"[^\w\- ]", "", text)
     return text.replace(" ", "-")
 
