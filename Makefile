@@ -32,7 +32,7 @@ test: install  ## the whole test suite
 test-fast: install
 	$(BIN)/pytest -q -m "not slow"
 
-bench: install  ## benchmarks: writes bench_results/ (JSON, Markdown, PNG); the methods part trains 16 models once (≈ 1 h on 2 cores, cached in runs/methods)
+bench: install  ## benchmarks: writes bench_results/ (JSON, Markdown, PNG); the methods part trains 13 models once (≈ 45 min on 2 cores, cached in runs/methods)
 	$(BIN)/python -m benchmarks.run --workdir runs/demo --spectra-workdir runs/xrd
 	$(BIN)/python -m benchmarks.methods --workdir runs/methods
 
