@@ -63,6 +63,7 @@ FAMILIES = {
 }
 TEACHER = ("flow_matching", "heun", 50)
 PROCESSING = ("x_B", "temperature_K", "time_s")
+FRAMES = ("targets", "processing", "coverage_real")  # the cached data's tables (numeric columns)
 REFERENCE = ("ddpm", "ddpm", 250)
 
 
@@ -107,8 +108,9 @@ def build_data(s: Settings, workdir: Path) -> dict:
 
     mod = get_modality("spinodal")
     path = workdir / "data.pt"
-    if path.exists():
-        return torch.load(path, weights_only=False)
+    if path.exists():  # tensors and plain values only: loaded without unpickling code
+        data = torch.load(path, weights_only=True)
+        return {**data, **{k: pd.DataFrame({c: v.numpy() for c, v in data[k].items()}) for k in FRAMES}}
     t0 = time.perf_counter()
     rng = np.random.default_rng(0)
     x, rows = mod.simulate(mod.draw_processing(s.n_train, rng), seed=0)
@@ -127,7 +129,8 @@ def build_data(s: Settings, workdir: Path) -> dict:
     }
     workdir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    torch.save(data, tmp)
+    torch.save({**data, **{k: {c: torch.tensor(data[k][c].to_numpy(dtype=float)) for c in data[k]} for k in FRAMES}},
+               tmp)
     tmp.replace(path)
     return data
 
