@@ -24,6 +24,7 @@ Writes ``methods.json``, ``methods.md``, ``methods_vs_nfe.png`` and ``methods_sa
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import sys
@@ -39,6 +40,7 @@ from tqdm.auto import tqdm
 
 from benchmarks import report
 from benchmarks.run import _jsonable, machine_info, setup_logging, write_json
+from genmat.diffusion.samplers import network_evaluations
 
 log = logging.getLogger("benchmarks.methods")
 
@@ -98,15 +100,27 @@ class Model:
     extra: dict = field(default_factory=dict)
 
 
+@functools.cache
+def spinodal():
+    """The micrograph modality every section measures on."""
+    from genmat.modalities import get_modality
+
+    return get_modality("spinodal")
+
+
+def find_row(rows: list[dict], model: str, sampler: str, steps: int, seed: int) -> dict | None:
+    return next((r for r in rows if (r["model"], r["sampler"], r["steps"], r["seed"]) == (model, sampler, steps, seed)),
+                None)
+
+
 # ------------------------------------------------------------------------- data
 def build_data(s: Settings, workdir: Path) -> dict:
     """Training set, held-out targets (design pass), their processing (quality pass) with
     simulator reference S2, and fresh simulations for mode coverage; cached in ``data.pt``."""
     from genmat.loop.targets import held_out_targets
-    from genmat.modalities import get_modality
     from genmat.validate.micrograph import reference_s2
 
-    mod = get_modality("spinodal")
+    mod = spinodal()
     path = workdir / "data.pt"
     if path.exists():  # tensors and plain values only: loaded without unpickling code
         data = torch.load(path, weights_only=True)
@@ -184,16 +198,15 @@ def _cached(workdir: Path, key: str, make) -> Model:
 
 def train_models(s: Settings, data: dict, workdir: Path) -> dict[tuple[str, int], Model]:
     from genmat.generate import Generator
-    from genmat.modalities import get_modality
 
-    mod = get_modality("spinodal")
+    mod, configs = spinodal(), _configs()
     models: dict[tuple[str, int], Model] = {}
     replicated = {name for name, _, _ in FAMILIES.values()}  # only the families get stability seeds
-    jobs = [(name, seed) for seed in s.seeds for name in _configs() if seed == s.seeds[0] or name in replicated]
+    jobs = [(name, seed) for seed in s.seeds for name in configs if seed == s.seeds[0] or name in replicated]
     for name, seed in tqdm(jobs, desc="training families", unit="model"):
         def make(ckpt, name=name, seed=seed):
             torch.manual_seed(seed)  # the networks' initialisation
-            g = Generator(_configs()[name], mod.schema, mod.sample_shape, device="cpu")
+            g = Generator(configs[name], mod.schema, mod.sample_shape, device="cpu")
             res = g.fit(data["train"], _train_config(s, name, seed), checkpoint_path=ckpt, progress=False)
             return Model(name, g, seed, 0.0, res.losses[-1][1] if res.losses else None,
                          {"losses": res.losses, **g.diagnostics})
@@ -236,8 +249,7 @@ def network_evals(model: str, sampler: str, steps: int) -> int:
     """Network passes per sample (classifier-free guidance w = 1: one branch)."""
     if model in ("vae", "normalizing_flow", "gan"):
         return 1
-    per = 2 * steps - 1 if sampler == "heun" else steps
-    return per + (1 if model == "latent_diffusion" else 0)  # + the VAE decoder
+    return network_evaluations(sampler, steps) + (1 if model == "latent_diffusion" else 0)  # + the VAE decoder
 
 
 def _sampler(g, sampler: str, steps: int):
@@ -249,11 +261,10 @@ def _sampler(g, sampler: str, steps: int):
 
 
 def evaluate(m: Model, sampler: str, steps: int, data: dict, s: Settings) -> dict:
-    from genmat.modalities import get_modality
     from genmat.validate import novelty_check
     from genmat.validate.micrograph import implied_volume_fraction, physics_checks
 
-    mod = get_modality("spinodal")
+    mod = spinodal()
     g, cfg = m.generator, _sampler(m.generator, sampler, steps)
     k = s.n_candidates
     targets = data["targets"].loc[data["targets"].index.repeat(k)].reset_index(drop=True)
@@ -305,12 +316,9 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> tuple[fl
 def family_row(label: str, runs: dict[int, Model], rows: list[dict], data: dict, s: Settings) -> dict:
     """One trade-off row: the default sampler's numbers for the first seed, the spread over
     seeds (stability), likelihood and mode coverage over the processing box."""
-    from genmat.modalities import get_modality
-
-    mod = get_modality("spinodal")
+    mod = spinodal()
     name, sampler, steps = _named(FAMILIES[label], s)
-    by_seed = {seed: next(r for r in rows if (r["model"], r["sampler"], r["steps"], r["seed"]) ==
-                          (name, sampler, steps, seed)) for seed in runs}
+    by_seed = {seed: find_row(rows, name, sampler, steps, seed) for seed in runs}
     first = by_seed[s.seeds[0]]
     hits = [r["hit_rate"] for r in by_seed.values()]
     s2s = [r["s2_error"] for r in by_seed.values()]
@@ -337,10 +345,9 @@ def family_row(label: str, runs: dict[int, Model], rows: list[dict], data: dict,
 def heldout_nll(g, data: dict) -> float:
     """Held-out −log p(x | c) per value: exact for the flow, −ELBO (an upper bound) for the VAE."""
     from genmat.methods.flow import nll_per_value
-    from genmat.modalities import get_modality
     from genmat.vae import ELBOLoss
 
-    mod = get_modality("spinodal")
+    mod = spinodal()
     x, rows = mod.simulate(data["processing"], seed=4242)
     values, mask = g.schema.encode(g.schema.validate_frame(rows[[f.name for f in g.schema.fields]]))
     if g.config.method == "normalizing_flow":
@@ -371,11 +378,7 @@ def run_sweep(models: dict[tuple[str, int], Model], data: dict, s: Settings) -> 
 
 def acceptance(rows: list[dict], s: Settings) -> dict:
     main = [r for r in rows if r["seed"] == s.seeds[0]]
-
-    def find(model, sampler, steps):
-        return next((r for r in main if (r["model"], r["sampler"], r["steps"]) == (model, sampler, steps)), None)
-
-    ref, teacher = find(*_named(REFERENCE, s)), find(*_named(TEACHER, s))
+    ref, teacher = (find_row(main, *_named(spec, s), s.seeds[0]) for spec in (REFERENCE, TEACHER))
     out: dict = {"reference": ref, "teacher": teacher}
     if ref is not None:
         fast = sorted((r for r in main if r["network_evals"] <= 20), key=lambda r: r["s2_error"])

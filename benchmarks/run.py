@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from benchmarks import report
 from benchmarks.timing import measure, median, sync
+from genmat.diffusion.samplers import network_evaluations
 
 log = logging.getLogger("benchmarks")
 
@@ -400,7 +401,7 @@ def bench_sampling(s: Settings, device: torch.device, workdir: Path) -> dict:
 
             times = measure({"run": run}, device, repeats=s.repeats, warmup=0, budget_s=s.sample_budget_s)
             checks = modality.physics_checks(out["x"], conditions)
-            nfe_formula = 2 * steps - 1 if method == "heun" else steps
+            nfe_formula = network_evaluations(method, steps)
             sec = median(times["run"])
             rows.append({
                 "method": method,

@@ -18,6 +18,14 @@ Predictor = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Ten
 SAMPLERS = ("euler", "heun", "ddim", "ddpm", "dpmpp_2m", "consistency")
 
 
+def network_evaluations(method: str, steps: int) -> int:
+    """Network evaluations of one ``sample(method=..., steps=...)`` call (one guidance branch):
+    Heun's last step is Euler (2·steps − 1), every other sampler evaluates once per step."""
+    if method not in SAMPLERS:
+        raise ValueError(f"sampler method = {method!r}; allowed: {', '.join(SAMPLERS)}")
+    return 2 * steps - 1 if method == "heun" else steps
+
+
 def time_grid(steps: int, t_max: float = 1.0, t_min: float = 0.0, device=None) -> torch.Tensor:
     """Uniform grid of steps + 1 times from t_max down to t_min."""
     if steps < 1:
@@ -167,8 +175,8 @@ def sample(
 
     ``method``: "euler" | "heun" (ODE), "ddim" (η configurable), "ddpm" (ancestral),
     "dpmpp_2m" (DPM-Solver++(2M), multistep), "consistency" (multistep consistency
-    sampling, for consistency-distilled models). Network evaluations: steps for
-    euler/ddim/ddpm/dpmpp_2m/consistency, 2·steps − 1 for heun.
+    sampling, for consistency-distilled models). Network evaluations:
+    ``network_evaluations(method, steps)``.
     The result at t = 0 is the final x̂0, so ε-prediction ends on a denoised sample.
     """
     if method not in SAMPLERS:

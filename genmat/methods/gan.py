@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from genmat.methods.base import Method
+from genmat.methods.vae import decode_prior
 from genmat.nn.embeddings import drop_fields
 from genmat.nn.gan_nets import ConditionalGAN
 
@@ -34,21 +35,20 @@ class GANLoss:
     def __call__(self, model: ConditionalGAN, batch, generator: torch.Generator | None = None) -> torch.Tensor:
         x, values, mask = batch[:3]
         mask = drop_fields(mask, self.cond_dropout, generator)
-        v = values * mask
         z = torch.randn((x.shape[0], *model.latent_shape(self.sample_shape)), generator=generator).to(x.device)
-        fake = model.generator(z, v, mask)
+        fake = model.generator(z, values, mask)
         d = model.discriminator
         real = x.detach().requires_grad_(self.r1_gamma > 0)
-        d_real = d(real, v, mask)
-        loss_d = F.softplus(-d_real).mean() + F.softplus(d(fake.detach(), v, mask)).mean()
+        d_real = d(real, values, mask)
+        loss_d = F.softplus(-d_real).mean() + F.softplus(d(fake.detach(), values, mask)).mean()
         if self.mismatch:
             perm = torch.randperm(x.shape[0], generator=generator).to(x.device)
-            loss_d = loss_d + self.mismatch * F.softplus(d(x[perm], v, mask)).mean()
+            loss_d = loss_d + self.mismatch * F.softplus(d(x[perm], values, mask)).mean()
         if self.r1_gamma:
             (grad,) = torch.autograd.grad(d_real.sum(), real, create_graph=True)
             loss_d = loss_d + 0.5 * self.r1_gamma * grad.pow(2).flatten(1).sum(1).mean()
         frozen = {k: p.detach() for k, p in d.named_parameters()}
-        loss_g = F.softplus(-functional_call(d, frozen, (fake, v, mask))).mean()
+        loss_g = F.softplus(-functional_call(d, frozen, (fake, values, mask))).mean()
         return loss_d + loss_g
 
 
@@ -64,6 +64,4 @@ class GANMethod(Method):
         return GANLoss(self.sample_shape, self.config.cond_dropout, r1_gamma=s.r1_gamma, mismatch=s.mismatch)
 
     def sample(self, model, values, mask, sampler, gen, *, regressor=None, progress=False):
-        device = next(model.parameters()).device
-        z = torch.randn((values.shape[0], *model.latent_shape(self.sample_shape)), generator=gen).to(device)
-        return model.generator(z, (values * mask).to(device), mask.to(device))
+        return decode_prior(model, self.sample_shape, values, mask, sampler.guidance, gen)

@@ -33,7 +33,8 @@ def vae_diagnostics(vae: ConditionalVAE, data, threshold: float) -> dict[str, fl
 
 
 def decode_prior(vae: ConditionalVAE, sample_shape, values, mask, guidance: float, gen) -> torch.Tensor:
-    """z ~ N(0, I) decoded with the condition (two calls with guidance w ≠ 1:
+    """z ~ N(0, I) decoded with the condition by any model with ``latent_shape`` and ``decode``
+    (the VAE, the GAN's generator) — two calls with guidance w ≠ 1:
     dec(z, ∅) + w (dec(z, c) − dec(z, ∅)), the classifier-free formula)."""
     device = next(vae.parameters()).device
     values, mask = values.to(device), mask.to(device)

@@ -11,13 +11,11 @@ two-player training from oscillating at these sizes.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from genmat.nn.embeddings import ConditionEmbedding
 from genmat.nn.unet import DownPath, UNetConfig
-from genmat.nn.vae_nets import VAEDecoder
+from genmat.nn.vae_nets import VAEDecoder, Conditioned
 
 
 def _spectrally_normed(module: nn.Module) -> nn.Module:
@@ -28,13 +26,11 @@ def _spectrally_normed(module: nn.Module) -> nn.Module:
     return module
 
 
-class Discriminator(nn.Module):
+class Discriminator(Conditioned):
     """D(x, c) → one logit per sample; ``values``/``mask`` as for the U-Net (mask 0 = not given)."""
 
     def __init__(self, cfg: UNetConfig) -> None:
-        super().__init__()
-        self.cfg = cfg
-        self.cond_embed = ConditionEmbedding(cfg.n_condition_fields, cfg.embed_dim) if cfg.n_condition_fields else None
+        super().__init__(cfg)
         self.down = DownPath(cfg)
         c = self.down.out_channels
         self.head = nn.Linear(c, 1)
@@ -42,10 +38,7 @@ class Discriminator(nn.Module):
         _spectrally_normed(self)
 
     def forward(self, x, values=None, mask=None) -> torch.Tensor:
-        if self.cond_embed is None or values is None:
-            emb = x.new_zeros(x.shape[0], self.cfg.embed_dim)
-        else:
-            emb = F.silu(self.cond_embed(values, mask if mask is not None else torch.ones_like(values)))
+        emb = self.embed(x, values, mask)
         h = self.down(x, emb).flatten(2).sum(-1)  # sum pooling, as in the SN-GAN/projection papers
         return self.head(h).squeeze(1) + (self.project(emb) * h).sum(1)
 
@@ -58,20 +51,19 @@ class ConditionalGAN(nn.Module):
     def __init__(self, cfg: UNetConfig, latent_channels: int = 4, d_lr_scale: float = 2.0,
                  betas: tuple[float, float] = (0.0, 0.99)) -> None:
         super().__init__()
-        self.cfg, self.latent_channels = cfg, latent_channels
         self.d_lr_scale, self.betas = d_lr_scale, tuple(betas)
         self.generator = VAEDecoder(cfg, latent_channels)
         self.discriminator = Discriminator(cfg)
 
     def latent_shape(self, sample_shape) -> tuple[int, ...]:
-        f = self.cfg.size_multiple
-        return (self.latent_channels, *(int(s) // f for s in tuple(sample_shape)[1:]))
+        return self.generator.latent_shape(sample_shape)
+
+    def decode(self, z, values=None, mask=None) -> torch.Tensor:
+        """G(z, c): the same call as a VAE's decoder, so both sample through ``decode_prior``."""
+        return self.generator(z, values, mask)
 
     def param_groups(self) -> list[dict]:
         return [
             {"params": list(self.generator.parameters()), "lr_scale": 1.0, "betas": self.betas},
             {"params": list(self.discriminator.parameters()), "lr_scale": self.d_lr_scale, "betas": self.betas},
         ]
-
-    def forward(self, z, values=None, mask=None) -> torch.Tensor:
-        return self.generator(z, values, mask)

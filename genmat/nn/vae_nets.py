@@ -17,7 +17,7 @@ from genmat.nn.embeddings import ConditionEmbedding
 from genmat.nn.unet import DownPath, ResBlock, UNetConfig, _conv, position_features
 
 
-class _Conditioned(nn.Module):
+class Conditioned(nn.Module):
     """Shared condition embedding (zeros when the net is unconditional)."""
 
     def __init__(self, cfg: UNetConfig) -> None:
@@ -33,7 +33,7 @@ class _Conditioned(nn.Module):
         return F.silu(self.cond_embed(values, mask if mask is not None else torch.ones_like(values)))
 
 
-class VAEEncoder(_Conditioned):
+class VAEEncoder(Conditioned):
     def __init__(self, cfg: UNetConfig, latent_channels: int) -> None:
         super().__init__(cfg)
         self.down = DownPath(cfg)
@@ -44,9 +44,10 @@ class VAEEncoder(_Conditioned):
         return mu, logvar.clamp(-12.0, 8.0)
 
 
-class VAEDecoder(_Conditioned):
+class VAEDecoder(Conditioned):
     def __init__(self, cfg: UNetConfig, latent_channels: int) -> None:
         super().__init__(cfg)
+        self.latent_channels = latent_channels
         widths = [cfg.base_channels * m for m in cfg.channel_mults]
         c = widths[-1]
         self.stem = _conv(cfg, latent_channels, c)
@@ -58,6 +59,11 @@ class VAEDecoder(_Conditioned):
         self.norm = nn.GroupNorm(min(cfg.groups, c), c)
         self.pos = cfg.position_features
         self.head = _conv(cfg, c + 2 * self.pos * cfg.spatial_dims, cfg.in_channels)
+
+    def latent_shape(self, sample_shape) -> tuple[int, ...]:
+        """(latent_channels, *spatial / 2^(levels − 1)) for a sample shape (C, *spatial)."""
+        f = self.cfg.size_multiple
+        return (self.latent_channels, *(int(s) // f for s in tuple(sample_shape)[1:]))
 
     def forward(self, z, values=None, mask=None) -> torch.Tensor:
         emb = self.embed(z, values, mask)
@@ -82,9 +88,7 @@ class ConditionalVAE(nn.Module):
         self.decoder = VAEDecoder(cfg, latent_channels)
 
     def latent_shape(self, sample_shape) -> tuple[int, ...]:
-        """(latent_channels, *spatial / 2^(levels − 1)) for a sample shape (C, *spatial)."""
-        f = self.cfg.size_multiple
-        return (self.latent_channels, *(int(s) // f for s in tuple(sample_shape)[1:]))
+        return self.decoder.latent_shape(sample_shape)
 
     def encode(self, x, values=None, mask=None):
         return self.encoder(x, values, mask)
