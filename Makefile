@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export MPLBACKEND := Agg
 export PREFECT_LOGGING_LEVEL ?= WARNING
 
-.PHONY: install demo demo-xrd demo-raman test test-fast bench ui clean
+.PHONY: install demo demo-xrd demo-raman test test-fast bench bench-design ui clean
 
 $(BIN)/genmat: pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -35,6 +35,9 @@ test-fast: install
 bench: install  ## benchmarks: writes bench_results/ (JSON, Markdown, PNG); the methods part trains 13 models once (≈ 45 min on 2 cores, cached in runs/methods)
 	$(BIN)/python -m benchmarks.run --workdir runs/demo --spectra-workdir runs/xrd
 	$(BIN)/python -m benchmarks.methods --workdir runs/methods
+
+bench-design: install  ## the design benchmark: genmat against lookup, a random library and per-target BO (JSON, Markdown, PNG in bench_results/; ≈ 25 min on 2 cores)
+	$(BIN)/python -m benchmarks.design --out bench_results
 
 ui: install  ## the MLflow UI on the local SQLite store
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000

@@ -17,11 +17,21 @@ import torch
 
 
 def _frame(targets) -> pd.DataFrame:
+    """Targets as a frame; a value given as NaN or ±inf is refused (an empty cell of a frame
+    means "not asked", a NaN written in a mapping is a mistake, not a wish)."""
+    import math
+
+    from genmat.conditions import ConditionError
+
     if isinstance(targets, pd.DataFrame):
         return targets
-    if isinstance(targets, Mapping):
-        return pd.DataFrame([dict(targets)])
-    return pd.DataFrame(list(targets))
+    rows = [dict(targets)] if isinstance(targets, Mapping) else [dict(t) for t in targets]
+    for i, row in enumerate(rows):
+        for name, value in row.items():
+            if isinstance(value, (int, float)) and not math.isfinite(value):
+                raise ConditionError(name, value, "a finite number", "is not finite; give",
+                                     row=i if len(rows) > 1 else None)
+    return pd.DataFrame(rows)
 
 
 def design(
@@ -95,3 +105,70 @@ def simulate(processing: pd.DataFrame | Mapping[str, float] | Sequence[Mapping[s
     mod = get_modality(modality, **(modality_options or {}))
     frame = mod.schema.validate_frame(_frame(processing))
     return mod.simulate(frame, seed=seed)
+
+
+def design_recipes(
+    targets=None,
+    *,
+    task: str | None = None,
+    n_targets: int | None = None,
+    dataset: str | Path | None = None,
+    checkpoint: str | Path | None = None,
+    modality: str = "spinodal",
+    modality_options: dict | None = None,
+    initial: int = 256,
+    rounds: int = 6,
+    proposals: int = 64,
+    train_steps: int = 1500,
+    seed: int = 0,
+):
+    """Recipes (processing) for targets, each verified by running the process simulator.
+
+    ``targets``: target texts — one target (``["E_GPa>=180", "density_g_cm3<=3.0"]``) or several
+    (a list of such lists) — a targets frame (a column per field, numbers or texts such as
+    ``">=180"`` / ``"in [90, 110]"``), or a :class:`genmat.tasks.TargetSet`. Or ``task``, a
+    registered design task (``genmat tasks``), with ``n_targets`` of its targets.
+    Point targets take the task's tolerances (else the modality's ``design_tolerances``).
+    ``dataset``: an existing dataset to learn from (else ``initial`` prior draws are simulated,
+    and counted); ``checkpoint``: a trained recipe generator (else one is trained).
+    Returns a :class:`genmat.loop.recipes.RecipeSearchResult` (``recipes``: one row per target
+    with ``hit`` and the recipe; ``oracle_calls`` by purpose; ``history``).
+    """
+    from genmat.conditions import UNSET, ConditionError
+    from genmat.data import DatasetStore
+    from genmat.loop.recipes import RecipeSearchConfig, search_recipes
+    from genmat.modalities import get_modality, get_task
+    from genmat.recipes import RecipeGenerator
+    from genmat.tasks import TargetSet
+
+    spec = get_task(task) if task is not None else None
+    if spec is not None:
+        modality, modality_options = spec.modality, {**spec.modality_options, **(modality_options or {})}
+    mod = get_modality(modality, **(modality_options or {}))
+    tolerances = dict(spec.tolerances) if spec is not None else dict(getattr(mod, "design_tolerances", {}))
+    if not tolerances:
+        raise ConditionError("modality", modality, "a modality with property targets", "has no recipe design; use")
+    if isinstance(targets, TargetSet):
+        target_set = targets
+    elif targets is None:
+        if spec is None:
+            raise ConditionError("targets", UNSET, "target texts, a targets frame or task=NAME", "are missing; give")
+        target_set = spec.targets(mod, n_targets)
+    elif isinstance(targets, pd.DataFrame):
+        target_set = TargetSet.from_frame(targets, tolerances)
+    elif isinstance(targets, str):
+        target_set = TargetSet.parse_many([[targets]], tolerances)
+    elif all(isinstance(t, str) for t in targets):
+        target_set = TargetSet.parse_many([list(targets)], tolerances)
+    else:
+        target_set = TargetSet.parse_many([list(t) for t in targets], tolerances)
+    table = None
+    if dataset is not None:
+        table = DatasetStore.open(dataset).table()
+        missing = [c for c in (*mod.schema.subset("processing"), *target_set.fields) if c not in table.columns]
+        if missing:
+            raise ConditionError("dataset", str(dataset), f"columns {missing} (its table has no such columns)", "lacks")
+        table = table.assign(purpose="dataset", round=0)
+    generator = RecipeGenerator.from_checkpoint(checkpoint) if checkpoint is not None else None
+    config = RecipeSearchConfig(initial=initial, rounds=rounds, proposals=proposals, train_steps=train_steps)
+    return search_recipes(mod, target_set, config, table=table, generator=generator, seed=seed)

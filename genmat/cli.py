@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import List, Optional
 import typer
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="genmat: materials inverse design — simulate, train, reflow, distill, design, validate, loop, serve.")
+                  help="genmat: materials inverse design — simulate, train, reflow, distill, design, recipes, tasks, validate, loop, serve.")
 
 log = logging.getLogger("genmat")
 
@@ -47,6 +48,8 @@ def _parse_fields(pairs: List[str]) -> dict[str, float]:
             out[name.strip()] = float(value)
         except ValueError:
             raise UsageError(f"--target {pair!r}: value {value!r} is not a number") from None
+        if not math.isfinite(out[name.strip()]):
+            raise UsageError(f"--target {pair!r}: value {value!r} is not a finite number")
     return out
 
 
@@ -251,6 +254,73 @@ def design(
     typer.echo(result.designs[[c for c in cols if c in result.designs]].to_string(index=False))
     typer.echo(f"hit rate {result.metrics['hit_rate']:.0%} of targets, {result.metrics['candidate_hit_rate']:.0%} of "
                f"candidates; report: {out / 'report.parquet'}")
+
+
+@app.command()
+def tasks(verbose: bool = typer.Option(False, "--verbose", "-v")):
+    """List the registered design tasks (``genmat recipes --task NAME``, benchmarks/design.py)."""
+    _setup(verbose)
+    from genmat.modalities import design_tasks
+
+    for task in design_tasks().values():
+        tol = ", ".join(f"{f} ±{t.value:g}{'%' if t.kind == 'rel' else ''}".replace(f"{t.value:g}%", f"{100 * t.value:g} %")
+                        for f, t in task.tolerances.items())
+        typer.echo(f"{task.name}  ({task.modality}, {task.n_targets} targets; {tol})\n    {task.description}")
+
+
+@app.command()
+def recipes(
+    target: List[str] = typer.Option([], "--target", "-t", help="one target, repeatable per field: FIELD=VALUE, "
+                                     "FIELD>=VALUE, FIELD<=VALUE or 'FIELD in [LOW, HIGH]'"),
+    targets: Optional[Path] = typer.Option(None, help="parquet/csv, a target per row: a column per field with a number "
+                                           "or a text such as '>=180' or 'in [90, 110]'"),
+    task: Optional[str] = typer.Option(None, help="a registered design task instead of targets (genmat tasks)"),
+    n_targets: Optional[int] = typer.Option(None, min=1, help="with --task: how many of its targets"),
+    dataset: Optional[Path] = typer.Option(None, help="learn from this dataset (default: simulate --initial prior draws)"),
+    checkpoint: Optional[Path] = typer.Option(None, help="a trained recipe generator (default: train one)"),
+    initial: int = typer.Option(256, min=1, help="prior draws simulated first when there is no --dataset"),
+    rounds: int = typer.Option(6, min=1, help="design rounds (each simulates one recipe per open target)"),
+    proposals: int = typer.Option(64, min=1, help="recipes proposed per open target and round"),
+    train_steps: int = typer.Option(1500, min=1, help="training steps of the recipe generator"),
+    out: Path = typer.Option(Path("runs/recipes"), help="output directory: recipes.csv, report.md, products.png"),
+    seed: int = typer.Option(0),
+    modality: str = typer.Option("spinodal", help=MODALITY_HELP),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+):
+    """Recipes (processing) for point, range and one-sided targets, each verified by the process simulator."""
+    _setup(verbose)
+    import genmat
+    from genmat import plots
+    from genmat.atomic import atomic_write
+    from genmat.loop.steps import read_table, write_json
+    from genmat.modalities import get_modality
+
+    if sum(map(bool, (target, targets, task))) != 1:
+        raise UsageError("give one of --target (repeatable), --targets FILE or --task NAME")
+    for path, what in ((dataset, "--dataset"), (checkpoint, "--checkpoint")):
+        if path is not None and not Path(path).exists():
+            raise UsageError(f"{what} {path} does not exist")
+    given = read_table(targets) if targets else (list(target) if target else None)
+    result = genmat.design_recipes(given, task=task, n_targets=n_targets, dataset=dataset, checkpoint=checkpoint,
+                                   modality=modality, initial=initial, rounds=rounds, proposals=proposals,
+                                   train_steps=train_steps, seed=seed)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "recipes.csv", lambda tmp: result.recipes.to_csv(tmp, index=False))
+    write_json({"history": result.history, "oracle_calls": result.oracle_calls}, out / "summary.json")
+    if result.samples:
+        ids = sorted(result.samples)[:32]
+        import torch
+
+        fig = get_modality(modality).plot_samples(torch.stack([result.samples[i] for i in ids]),
+                                                  [result.recipes.loc[i, "target"].replace(", ", "\n") for i in ids],
+                                                  ncols=4)
+        plots.save(fig, out / "products.png")
+    hits = int(result.recipes["hit"].sum())
+    calls = sum(result.oracle_calls.values())
+    typer.echo(result.recipes.drop(columns=[c for c in result.recipes.columns if c in ("purpose", "round")]).to_string(
+        index=False, max_cols=12))
+    typer.echo(f"{hits}/{len(result.recipes)} targets have a verified recipe; {calls} oracle calls "
+               f"({', '.join(f'{k} {v}' for k, v in result.oracle_calls.items())}); written to {out}")
 
 
 @app.command()

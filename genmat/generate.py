@@ -47,8 +47,11 @@ class Generator:
     """A trained conditional generator for one modality."""
 
     def __init__(
-        self, config: GeneratorConfig, schema: ConditionSchema, sample_shape: Sequence[int], device="auto"
+        self, config: GeneratorConfig, schema: ConditionSchema, sample_shape: Sequence[int], device="auto",
+        *, seed: int = 0,
     ) -> None:
+        """``seed`` fixes the initial weights: the same config and seed give the same
+        network whatever random numbers were drawn before (no global RNG state leaks in)."""
         self.sample_shape = tuple(int(s) for s in sample_shape)
         if config.unet.n_condition_fields != len(schema):
             config = replace(config, unet=replace(config.unet, n_condition_fields=len(schema)))
@@ -57,7 +60,9 @@ class Generator:
         self.config, self.schema = config, schema
         self.device = resolve_device(device)
         self.method = get_method(config, self.sample_shape)
-        self.model = self.method.build().to(self.device)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            self.model = self.method.build().to(self.device)
         self.model.eval()
         self.step = 0
         self.diagnostics: dict[str, float] = {}  # after fit: e.g. the VAE's posterior-collapse numbers

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-COMMANDS = ["simulate", "train", "reflow", "distill", "design", "validate", "loop", "serve"]
+COMMANDS = ["simulate", "train", "reflow", "distill", "design", "recipes", "tasks", "validate", "loop", "serve"]
 
 
 def genmat(*args, cwd=None):
@@ -127,3 +127,49 @@ def test_spectrum_unknown_phase_in_a_config(tmp_path):
     out = genmat("loop", "--config", str(cfg), "--no-prefect", "--no-tracking", cwd=tmp_path)
     _one_line_error(out, "unobtainium", "alpha_Fe")
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_nan_target_is_refused_not_dropped(tmp_path):
+    ckpt = tmp_path / "model.ckpt"
+    ckpt.write_bytes(b"")
+    out = genmat("design", "--checkpoint", str(ckpt), "-t", "E_GPa=nan", "-t", "density_g_cm3=2.95", cwd=tmp_path)
+    _one_line_error(out, "E_GPa", "not a finite number")
+    import genmat as api
+    from genmat.conditions import ConditionError
+
+    with pytest.raises(ConditionError, match="E_GPa = nan is not finite"):
+        api.design({"E_GPa": float("nan"), "density_g_cm3": 2.95}, checkpoint=ckpt)
+
+
+@pytest.mark.parametrize("target, needles", [
+    ("E_GPa>=nan", ("E_GPa", "not finite")),
+    ("k_W_mK in [110, 90]", ("k_W_mK", "is empty", "LOW ≤ HIGH")),
+    ("hardness_HV>=3", ("hardness_HV", "allowed: E_GPa")),
+    ("E_GPa~180", ("is not understood", "NAME>=VALUE")),
+])
+def test_recipe_targets_are_checked_before_any_work(tmp_path, target, needles):
+    out = genmat("recipes", "-t", target, "--out", str(tmp_path / "out"), cwd=tmp_path)
+    _one_line_error(out, *needles)
+    assert not (tmp_path / "out").exists() and not list(tmp_path.iterdir())
+
+
+def test_tasks_lists_the_registered_design_tasks(tmp_path):
+    out = genmat("tasks", cwd=tmp_path)
+    assert out.returncode == 0
+    for name in ("spinodal-demo", "spinodal-tight", "spinodal-range", "spinodal-many"):
+        assert name in out.stdout
+
+
+@pytest.mark.slow
+def test_recipes_for_an_interval_target_end_to_end(tmp_path):
+    """E ≥ 200 GPa needs a B-rich composition: the verified recipe's simulated product meets it."""
+    out = genmat("recipes", "-t", "E_GPa>=200", "-t", "density_g_cm3<=3.1", "--initial", "48", "--train-steps", "60",
+                 "--rounds", "3", "--proposals", "16", "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    import pandas as pd
+
+    recipes = pd.read_csv(tmp_path / "out" / "recipes.csv")
+    assert recipes.loc[0, "hit"] and recipes.loc[0, "E_GPa"] >= 200 and recipes.loc[0, "density_g_cm3"] <= 3.1
+    assert recipes.loc[0, "x_B"] > 0.5  # the stiff phase is B: a stiff material is B-rich
+    assert (tmp_path / "out" / "products.png").exists()
+    assert "oracle calls" in out.stdout

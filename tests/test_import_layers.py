@@ -28,12 +28,17 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "genmat.data": ("genmat.conditions",),
     # a generative family: networks, objectives, samplers and the one training loop — no data, no modality
     "genmat.methods": ("genmat.nn", "genmat.diffusion", "genmat.vae", "genmat.train"),
+    "genmat.tasks": ("genmat.conditions",),  # targets and tasks are data: no model, no modality
+    # the recipe generator: a network, the flow-matching objective and sampler, the one training loop
+    "genmat.recipes": ("genmat.conditions", "genmat.tasks", "genmat.nn", "genmat.diffusion", "genmat.train"),
 }
 
 # imported module (prefix) -> the only importers (prefixes) allowed to import it.
 ONLY_FROM: dict[str, tuple[str, ...]] = {
     "prefect": ("pipelines",),
     "mlflow": ("genmat.tracking",),  # genmat/tracking.py or genmat/tracking/
+    "botorch": ("genmat.loop.screening", "genmat.baselines"),  # the GP screen and the BO baseline
+    "gpytorch": ("genmat.loop.screening", "genmat.baselines"),
     # genmat never imports pipelines, except genmat/cli.py: the application edge
     # that starts flows (documented exception).
     "pipelines": ("pipelines", "genmat.cli"),

@@ -27,6 +27,7 @@ class DenoisingLoss:
     cond_dropout: float = 0.1
     t_sampling: str = "uniform"
     t_min: float = 1e-3
+    cond_masks: str = "independent"  # how fields are hidden (genmat.nn.embeddings.drop_fields)
 
     def __post_init__(self) -> None:
         if self.t_sampling not in T_SAMPLING:
@@ -49,7 +50,7 @@ class DenoisingLoss:
         eps = paired[0] if paired else torch.randn(x0.shape, device=x0.device, generator=generator)
         alpha, sigma = (append_dims(v, x0.dim()) for v in model.path.alpha_sigma(t))
         x_t = alpha * x0 + sigma * eps
-        mask = drop_fields(mask, self.cond_dropout, generator)
+        mask = drop_fields(mask, self.cond_dropout, generator, self.cond_masks)
         out = model(x_t, t, values * mask, mask)
         return (out - model.target(x0, eps, t)).square().mean()
 

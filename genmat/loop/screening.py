@@ -53,3 +53,68 @@ class PropertySurrogate:
         rel = np.abs(pred - targets) / np.abs(targets)
         rel = np.where(np.isfinite(targets), rel, 0.0)
         return rel.max(axis=1)
+
+
+class GPSurrogate:
+    """Gaussian-process model of properties (F outputs) over unit-cube inputs (D), shared by
+    every target: the screen for proposed recipes (botorch ``SingleTaskGP``, independent
+    outputs, Matérn-5/2 ARD kernel, learned noise — the process's own scatter).
+
+    Hyperparameters are fitted on at most ``fit_points`` rows; the posterior then
+    conditions on all rows (exact GP), so refitting on a grown table stays cheap.
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, *, fit_points: int = 512, seed: int = 0, hyper=None) -> None:
+        import torch
+        from botorch.fit import fit_gpytorch_mll
+        from botorch.models import SingleTaskGP
+        from gpytorch.mlls import ExactMarginalLogLikelihood
+
+        ok = np.isfinite(x).all(1) & np.isfinite(y).all(1)
+        x, y = x[ok], y[ok]
+        if len(x) < 4:
+            raise ValueError(f"the GP screen needs at least 4 finite rows, got {len(x)}")
+        self.mean, self.std = y.mean(0), np.where(y.std(0) > 0, y.std(0), 1.0)
+        X = torch.as_tensor(x, dtype=torch.float64)
+        Y = torch.as_tensor((y - self.mean) / self.std, dtype=torch.float64)
+        if hyper is None:
+            rng = np.random.default_rng(seed)
+            sub = rng.choice(len(X), size=min(fit_points, len(X)), replace=False)
+            small = SingleTaskGP(X[sub], Y[sub], outcome_transform=None)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                fit_gpytorch_mll(ExactMarginalLogLikelihood(small.likelihood, small))
+            hyper = {k: v for k, v in small.state_dict().items() if "train" not in k}
+        self.hyper = hyper
+        self.model = SingleTaskGP(X, Y, outcome_transform=None)
+        self.model.load_state_dict(hyper, strict=False)
+        self.model.eval()
+
+    def refit(self, x: np.ndarray, y: np.ndarray, *, refit_hyper: bool = False, seed: int = 0) -> "GPSurrogate":
+        """The same kernel conditioned on a new table (hyperparameters kept unless asked)."""
+        return GPSurrogate(x, y, seed=seed, hyper=None if refit_hyper else self.hyper)
+
+    def predict(self, x: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, std) (n, F) in physical units; std includes the observation noise."""
+        import torch
+
+        means, stds = [], []
+        with torch.no_grad():
+            for start in range(0, len(x), chunk):
+                post = self.model.posterior(torch.as_tensor(x[start:start + chunk], dtype=torch.float64),
+                                            observation_noise=True)
+                means.append(post.mean.numpy())
+                stds.append(post.variance.clamp_min(1e-12).sqrt().numpy())
+        return np.concatenate(means) * self.std + self.mean, np.concatenate(stds) * self.std
+
+    def hit_probability(self, x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """P(every asked output in [lo, hi]) under independent Gaussian predictions; lo/hi (n, F),
+        NaN in both = not asked."""
+        from scipy.special import ndtr
+
+        mu, sd = self.predict(x)
+        asked = ~(np.isnan(lo) & np.isnan(hi))
+        lo_ = np.where(np.isnan(lo), -np.inf, lo)
+        hi_ = np.where(np.isnan(hi), np.inf, hi)
+        p = ndtr((hi_ - mu) / sd) - ndtr((lo_ - mu) / sd)
+        return np.where(asked, p, 1.0).prod(axis=1)

@@ -9,6 +9,7 @@ from genmat.diffusion.paths import KINDS
 from genmat.diffusion.precond import PREDICTIONS
 from genmat.diffusion.samplers import SAMPLERS
 from genmat.nn import UNetConfig
+from genmat.nn.embeddings import MASK_SCHEMES
 from genmat.vae import VAESettings
 
 METHOD_NAMES = ("diffusion", "vae", "latent_diffusion", "normalizing_flow", "gan")
@@ -104,7 +105,11 @@ class GeneratorConfig:
     path: str = "rectified_flow"  # "rectified_flow" | "vp_linear" | "vp_cosine"
     prediction: str = "velocity"  # "velocity" | "eps" | "x0" | "v"
     sigma_data: float = 0.9  # std of the training data (spinodal order parameter ≈ ±1)
-    cond_dropout: float = 0.1  # per-field drop probability for classifier-free guidance
+    cond_dropout: float = 0.1  # drop probability for classifier-free guidance (per field, or of all fields)
+    # which condition subsets training shows (genmat.nn.embeddings.drop_fields): "subsets" draws the
+    # number of given fields uniformly, so "only E and density" is as common as "everything";
+    # "independent" drops each field with cond_dropout (rare small subsets)
+    cond_masks: str = "subsets"
     t_sampling: str = "uniform"
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     vae: VAESettings = field(default_factory=VAESettings)
@@ -117,6 +122,8 @@ class GeneratorConfig:
             raise ValueError(f"generator method = {self.method!r}; allowed: {', '.join(METHOD_NAMES)}")
         if self.path not in KINDS:
             raise ValueError(f"generator path = {self.path!r}; allowed: {', '.join(KINDS)}")
+        if self.cond_masks not in MASK_SCHEMES:
+            raise ValueError(f"generator cond_masks = {self.cond_masks!r}; allowed: {', '.join(MASK_SCHEMES)}")
         if self.prediction not in PREDICTIONS:
             raise ValueError(f"generator prediction = {self.prediction!r}; allowed: {', '.join(PREDICTIONS)}")
 

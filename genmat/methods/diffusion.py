@@ -18,7 +18,8 @@ class DiffusionMethod(Method):
         return Denoiser(UNet(c.unet), NoisePath(c.path), c.prediction, c.sigma_data)
 
     def loss(self) -> DenoisingLoss:
-        return DenoisingLoss(cond_dropout=self.config.cond_dropout, t_sampling=self.config.t_sampling)
+        return DenoisingLoss(cond_dropout=self.config.cond_dropout, t_sampling=self.config.t_sampling,
+                             cond_masks=self.config.cond_masks)
 
     def sample(self, model, values, mask, sampler, gen, *, regressor=None, progress=False):
         noise = torch.randn((values.shape[0], *self.sample_shape), generator=gen)

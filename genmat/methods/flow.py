@@ -15,12 +15,12 @@ from genmat.nn.flow_nets import ConditionalFlow
 class FlowNLLLoss:
     """−log p(x | c) per value of x (nats), condition fields dropped per field."""
 
-    def __init__(self, cond_dropout: float = 0.1) -> None:
-        self.cond_dropout = cond_dropout
+    def __init__(self, cond_dropout: float = 0.1, cond_masks: str = "independent") -> None:
+        self.cond_dropout, self.cond_masks = cond_dropout, cond_masks
 
     def __call__(self, model: ConditionalFlow, batch, generator: torch.Generator | None = None) -> torch.Tensor:
         x, values, mask = batch[:3]
-        mask = drop_fields(mask, self.cond_dropout, generator)
+        mask = drop_fields(mask, self.cond_dropout, generator, self.cond_masks)
         return -model.log_prob(x, values * mask, mask).mean() / x[0].numel()
 
 
@@ -32,7 +32,7 @@ class FlowMethod(Method):
         return ConditionalFlow(self.config.unet, levels=f.levels, steps=f.steps, hidden=f.hidden)
 
     def loss(self) -> FlowNLLLoss:
-        return FlowNLLLoss(self.config.cond_dropout)
+        return FlowNLLLoss(self.config.cond_dropout, self.config.cond_masks)
 
     def sample(self, model, values, mask, sampler, gen, *, regressor=None, progress=False):
         device = next(model.parameters()).device

@@ -28,13 +28,14 @@ from genmat.nn.gan_nets import ConditionalGAN
 
 
 class GANLoss:
-    def __init__(self, sample_shape, cond_dropout: float = 0.1, r1_gamma: float = 1.0, mismatch: float = 1.0) -> None:
-        self.sample_shape, self.cond_dropout = tuple(sample_shape), cond_dropout
+    def __init__(self, sample_shape, cond_dropout: float = 0.1, r1_gamma: float = 1.0, mismatch: float = 1.0,
+                 cond_masks: str = "independent") -> None:
+        self.sample_shape, self.cond_dropout, self.cond_masks = tuple(sample_shape), cond_dropout, cond_masks
         self.r1_gamma, self.mismatch = r1_gamma, mismatch
 
     def __call__(self, model: ConditionalGAN, batch, generator: torch.Generator | None = None) -> torch.Tensor:
         x, values, mask = batch[:3]
-        mask = drop_fields(mask, self.cond_dropout, generator)
+        mask = drop_fields(mask, self.cond_dropout, generator, self.cond_masks)
         z = torch.randn((x.shape[0], *model.latent_shape(self.sample_shape)), generator=generator).to(x.device)
         fake = model.generator(z, values, mask)
         d = model.discriminator
@@ -61,7 +62,8 @@ class GANMethod(Method):
 
     def loss(self) -> GANLoss:
         s = self.config.gan
-        return GANLoss(self.sample_shape, self.config.cond_dropout, r1_gamma=s.r1_gamma, mismatch=s.mismatch)
+        return GANLoss(self.sample_shape, self.config.cond_dropout, r1_gamma=s.r1_gamma, mismatch=s.mismatch,
+                       cond_masks=self.config.cond_masks)
 
     def sample(self, model, values, mask, sampler, gen, *, regressor=None, progress=False):
         return decode_prior(model, self.sample_shape, values, mask, sampler.guidance, gen)

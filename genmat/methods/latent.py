@@ -55,7 +55,7 @@ class LatentDiffusionMethod(Method):
         n_vae = max(1, round(config.steps * c.latent.vae_fraction))
         stage1 = Path(checkpoint_path).with_suffix(".stage1.ckpt") if checkpoint_path else None
         model.requires_grad_(True)
-        elbo = ELBOLoss(c.vae, cond_dropout=c.cond_dropout)
+        elbo = ELBOLoss(c.vae, cond_dropout=c.cond_dropout, cond_masks=c.cond_masks)
         ema, first = train(model, lambda m, b, g: elbo(m.vae, b, g), list(data[:3]), replace(config, steps=n_vae),
                            checkpoint_path=stage1, warm_start=warm_start, **kw)
         model.load_state_dict(ema.state_dict())  # stage 2 starts from the averaged autoencoder
@@ -64,7 +64,7 @@ class LatentDiffusionMethod(Method):
         means = model.encode(x, values, mask)  # encoded once: the scale and the latents come from it
         model.latent_scale.fill_(float(1.0 / means.std().clamp(min=1e-6)))
         latents = means * model.latent_scale
-        denoise = DenoisingLoss(cond_dropout=c.cond_dropout, t_sampling=c.t_sampling)
+        denoise = DenoisingLoss(cond_dropout=c.cond_dropout, t_sampling=c.t_sampling, cond_masks=c.cond_masks)
         model.requires_grad_(True)
         ema, second = train(model, lambda m, b, g: denoise(m.denoiser, b, g), [latents, values, mask],
                             replace(config, steps=max(1, config.steps - n_vae)), checkpoint_path=checkpoint_path,

@@ -16,7 +16,7 @@ class VAEMethod(Method):
         return ConditionalVAE(self.config.unet, self.config.vae.latent_channels)
 
     def loss(self) -> ELBOLoss:
-        return ELBOLoss(self.config.vae, cond_dropout=self.config.cond_dropout)
+        return ELBOLoss(self.config.vae, cond_dropout=self.config.cond_dropout, cond_masks=self.config.cond_masks)
 
     def diagnostics(self, model, data):
         return vae_diagnostics(model, data, self.config.vae.active_threshold)

@@ -24,5 +24,19 @@ def get_modality(name: str, **kwargs) -> Modality:
     return MODALITIES[name](**kwargs)
 
 
-__all__ = ["MODALITIES", "Modality", "SpectrumConfig", "SpectrumModality", "SpinodalConfig", "SpinodalModality",
+def design_tasks() -> dict:
+    """Every modality's named design tasks (``genmat tasks``; :mod:`genmat.tasks`)."""
+    return {t.name: t for factory in MODALITIES.values() for t in getattr(factory, "design_tasks", ())}
+
+
+def get_task(name: str):
+    tasks = design_tasks()
+    if name not in tasks:
+        from genmat.conditions import ConditionError
+
+        raise ConditionError("task", name, ", ".join(tasks), "is not a known design task; allowed:")
+    return tasks[name]
+
+
+__all__ = ["design_tasks", "get_task", "MODALITIES", "Modality", "SpectrumConfig", "SpectrumModality", "SpinodalConfig", "SpinodalModality",
            "get_modality"]

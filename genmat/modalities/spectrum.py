@@ -108,8 +108,11 @@ class SpectrumModality:
     loop_defaults = {
         "n_candidates": 4, "n_simulate": 4, "acquire_per_target": 8, "initial_samples": 256, "n_targets": 12,
         "first_train_steps": 400, "next_train_steps": 400,
+        # spectra are designed for every field at once (fractions, size, strain, temperature):
+        # train on the full mask with per-field dropout, as measured in docs/spectra.md
         "generator": GeneratorConfig(unet=UNetConfig(spatial_dims=1, base_channels=16, channel_mults=(1, 2, 4, 4),
-                                                     padding_mode="replicate", position_features=8)),
+                                                     padding_mode="replicate", position_features=8),
+                                     cond_masks="independent"),
     }
 
     def __init__(self, config: SpectrumConfig | None = None, **overrides) -> None:

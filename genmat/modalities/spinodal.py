@@ -18,6 +18,7 @@ import torch
 
 from genmat import sim
 from genmat.conditions import ConditionError, ConditionSchema, Field
+from genmat.tasks import DesignTask, Tolerance
 from genmat.validate import (
     MicrographChecks,
     NoveltyConfig,
@@ -88,8 +89,35 @@ def _schema(material: sim.TwoPhaseMaterial, margin: float) -> ConditionSchema:
     )
 
 
+_TIGHT = {"E_GPa": Tolerance("rel", 0.02), "k_W_mK": Tolerance("rel", 0.005),
+          "density_g_cm3": Tolerance("rel", 0.003), "length_px": Tolerance("rel", 0.05)}
+# Design problems (genmat/tasks.py). Process scatter of one recipe over seeds (coefficient of
+# variation, 8 recipes × 16 seeds): 32²: E 3.0 %, k 0.41 %, ρ 0.09 %, length 5.5 %;
+# 64²: E 1.1 %, k 0.18 %, ρ 0.04 %, length 2.3 % — the tight tolerances sit above the 64² scatter.
+DESIGN_TASKS = (
+    DesignTask(
+        "spinodal-demo", "spinodal",
+        "the demo's (E, ρ) point targets at 5 % / 2 % on 32² cells: a lookup problem (a random draw hits ≈ 9 %)",
+        ("E_GPa", "density_g_cm3"), {"E_GPa": Tolerance("rel", 0.05), "density_g_cm3": Tolerance("rel", 0.02)},
+        {"grid": 32}, n_targets=32),
+    DesignTask(
+        "spinodal-tight", "spinodal",
+        "E ±2 %, k ±0.5 %, ρ ±0.3 % and characteristic length ±5 % at once on 64² cells (a random draw hits ≈ 0.35 %)",
+        ("E_GPa", "k_W_mK", "density_g_cm3", "length_px"), _TIGHT, {"grid": 64}, n_targets=32),
+    DesignTask(
+        "spinodal-range", "spinodal",
+        "mixed point / range / one-sided targets over E, k, ρ and length on 64² cells (tight tolerances on the points)",
+        ("E_GPa", "k_W_mK", "density_g_cm3", "length_px"), _TIGHT, {"grid": 64}, n_targets=32,
+        kinds=("point", "range", "ge", "le"), kind_weights=(0.4, 0.3, 0.15, 0.15), range_width=0.1),
+    DesignTask(
+        "spinodal-many", "spinodal", "1000 targets of the tight task (the amortised regime)",
+        ("E_GPa", "k_W_mK", "density_g_cm3", "length_px"), _TIGHT, {"grid": 64}, n_targets=1000, seed=2_000_003),
+)
+
+
 class SpinodalModality:
     name = "spinodal"
+    design_tasks = DESIGN_TASKS
     target_fields = ("E_GPa", "density_g_cm3")
     checked_fields = ("E_GPa", "density_g_cm3", "k_W_mK")  # what the simulator check verifies
     hit_metric = "hit_rate"  # fraction of targets whose returned design hits
@@ -103,6 +131,14 @@ class SpinodalModality:
         """Tolerance of each checked field for target-vs-simulated pictures."""
         tol = self.config.tolerances
         return {"E_GPa": ("rel", tol.of("E")), "density_g_cm3": ("rel", tol.of("density")), "k_W_mK": ("rel", tol.of("k"))}
+
+    @property
+    def design_tolerances(self) -> dict[str, Tolerance]:
+        """Tolerances of point targets in recipe design (``genmat recipes -t E_GPa=180``): the
+        simulator check's for E, ρ and k; 10 % for the characteristic length."""
+        tol = self.config.tolerances
+        return {"E_GPa": Tolerance("rel", tol.of("E")), "density_g_cm3": Tolerance("rel", tol.of("density")),
+                "k_W_mK": Tolerance("rel", tol.of("k")), "length_px": Tolerance("rel", 0.10)}
 
     def __init__(self, config: SpinodalConfig | None = None, **overrides) -> None:
         config = config or SpinodalConfig()

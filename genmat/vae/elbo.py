@@ -50,8 +50,9 @@ class ELBOLoss:
     """``loss_fn(model, batch, generator)`` for :func:`genmat.train.train`; counts its calls
     for the warm-up and keeps the last terms in ``self.last`` for logging."""
 
-    def __init__(self, settings: VAESettings = VAESettings(), cond_dropout: float = 0.1) -> None:
-        self.settings, self.cond_dropout = settings, cond_dropout
+    def __init__(self, settings: VAESettings = VAESettings(), cond_dropout: float = 0.1,
+                 cond_masks: str = "independent") -> None:
+        self.settings, self.cond_dropout, self.cond_masks = settings, cond_dropout, cond_masks
         self.calls = 0
         self.last: dict[str, float] = {}
 
@@ -61,7 +62,7 @@ class ELBOLoss:
 
     def __call__(self, model, batch, generator: torch.Generator | None = None) -> torch.Tensor:
         x, values, mask = batch
-        mask = drop_fields(mask, self.cond_dropout, generator)  # the same per-field dropout as diffusion
+        mask = drop_fields(mask, self.cond_dropout, generator, self.cond_masks)  # the same masks as diffusion
         x_hat, mu, logvar = model(x, values, mask, generator=generator)
         d = x[0].numel()
         recon = (x - x_hat).square().flatten(1).sum(1) / (2 * self.settings.recon_sigma**2) / d

@@ -39,3 +39,26 @@ def test_bad_config_and_shapes_raise():
     net = UNet(UNetConfig(base_channels=8, channel_mults=(1, 2, 2)))
     with pytest.raises(ValueError, match="divisible"):
         net(torch.randn(1, 1, 18, 18), torch.rand(1))
+
+
+def test_subset_masks_make_every_subset_size_equally_common_and_keep_unconditional_rows():
+    import torch
+
+    from genmat.nn.embeddings import drop_fields
+
+    g = torch.Generator().manual_seed(0)
+    mask = torch.ones(60_000, 6)
+    mask[:10_000, 5] = 0  # rows where one field was never given
+    out = drop_fields(mask, 0.1, g, scheme="subsets")
+    assert (out <= mask).all()  # never adds a field
+    kept = out[10_000:].sum(1)
+    assert (kept == 0).float().mean().item() == pytest.approx(0.1, abs=0.01)  # CFG's unconditional branch
+    sizes = torch.bincount(kept.long(), minlength=7)[1:].float() / (kept > 0).sum()
+    torch.testing.assert_close(sizes, torch.full((6,), 1 / 6), atol=0.01, rtol=0)  # k uniform on 1..6
+    only_two = ((out[10_000:, 3] == 1) & (out[10_000:, 4] == 1) & (kept == 2)).float().mean().item()
+    assert only_two == pytest.approx(0.9 / 6 / 15, rel=0.25)  # one particular 2-of-6 subset: ≈ 1 %
+    independent = drop_fields(mask[10_000:], 0.1, g, scheme="independent")
+    two = ((independent[:, 3] == 1) & (independent[:, 4] == 1) & (independent.sum(1) == 2)).float().mean().item()
+    assert two < 1e-3  # what the old scheme gave the design's (E, ρ) mask
+    with pytest.raises(ValueError, match="allowed: subsets, independent"):
+        drop_fields(mask, 0.1, g, scheme="bernoulli")
