@@ -17,8 +17,9 @@ $(BIN)/genmat: pyproject.toml constraints.txt
 
 install: $(BIN)/genmat
 
-demo: install  ## the closed loop on the embedded defaults (local Prefect, MLflow on SQLite, CPU)
+demo: install  ## the closed loop on the embedded defaults (local Prefect, MLflow on SQLite, CPU), then verified recipes for the tight task beside the baselines
 	$(BIN)/genmat loop --workdir runs/demo
+	$(BIN)/genmat recipes --task spinodal-tight --out runs/demo/recipes
 
 demo-xrd: install  ## the closed loop on XRD spectra (phase fractions, size, strain, temperature)
 	$(BIN)/genmat loop --modality xrd --workdir runs/xrd

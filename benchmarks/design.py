@@ -234,23 +234,12 @@ def _copy(generator):
 def curves_plot(results: list[dict], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
+    from genmat.plots import hits_vs_calls
+
     fig, axes = plt.subplots(1, len(results), figsize=(4.6 * len(results), 3.6), squeeze=False)
-    styles = {"genmat": dict(color="C0", lw=2.2), "random library": dict(color="C1"),
-              "Bayesian optimisation": dict(color="C2")}
     for ax, res in zip(axes[0], results):
-        for label, hist in res["curves"].items():
-            c, h = zip(*hist)
-            ax.step(c, np.array(h) / res["targets"], where="post", label=label,
-                    **styles.get(label, dict(color="0.6", ls="--", lw=1)))
         budget = next(r for r in res["rows"] if r["approach"].startswith("genmat"))["oracle_calls"]
-        ax.axvline(budget, color="C0", ls=":", lw=1)
-        ax.set_xscale("symlog", linthresh=10)
-        ax.set_xlabel("oracle calls (every simulation counted)")
-        ax.set_ylabel("fraction of targets hit")
-        ax.set_title(f"{res['task']} ({res['targets']} targets)", fontsize=9)
-        ax.set_ylim(0, 1.02)
-        ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="lower right")
+        hits_vs_calls(ax, res["curves"], res["targets"], budget=budget, title=f"{res['task']} ({res['targets']} targets)")
     fig.tight_layout()
     return report.save(fig, path)
 
@@ -259,8 +248,12 @@ def amortised_plot(am: dict, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3.6))
+    for r in am["rows"]:
+        hits = r["random_library_hits_same_budget"]
+        r["random_library_calls_per_hit"] = r["total_calls"] / hits if hits else float("inf")
     for key, style, label in (("calls_per_hit", "o-", "genmat (its training data included)"),
-                              ("bo_calls_per_hit", "s--", "Bayesian optimisation per target")):
+                              ("bo_calls_per_hit", "s--", "Bayesian optimisation per target"),
+                              ("random_library_calls_per_hit", "^:", "random library of genmat's budget")):
         pts = [(r["targets"], r[key]) for r in am["rows"] if np.isfinite(r[key])]
         if pts:
             ax.plot(*zip(*pts), style, label=label)
@@ -317,6 +310,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="tiny settings (the test suite's smoke test)")
     p.add_argument("--no-ablations", action="store_true", help="skip the two ablation runs")
     p.add_argument("--no-amortised", action="store_true", help="skip the amortised view")
+    p.add_argument("--store", action="store_true",
+                   help="also write data/design_benchmark.json (what `genmat recipes --task` compares against)")
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
 
@@ -340,6 +335,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
             am = amortised(gm, name, s, bo, args.seed)
     payload = {"machine": info, "settings": asdict(s), "tasks": results, "amortised": am}
     write_json(payload, args.out, "design.json")
+    if args.store:
+        write_json(payload, Path(baselines.STORED_BENCHMARK).parent, Path(baselines.STORED_BENCHMARK).name)
     (args.out / "design.md").write_text(markdown(results, am, info, s))
     curves_plot(results, args.out / "design_curves.png")
     if am:

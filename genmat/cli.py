@@ -284,16 +284,18 @@ def recipes(
     train_steps: int = typer.Option(1500, min=1, help="training steps of the recipe generator"),
     out: Path = typer.Option(Path("runs/recipes"), help="output directory: recipes.csv, report.md, products.png"),
     seed: int = typer.Option(0),
+    compare: bool = typer.Option(True, help="also run a random library of the same oracle budget (and, for a --task, "
+                                 "show per-target BO from the stored design benchmark)"),
+    tracking: bool = typer.Option(True, help="log to MLflow (experiment genmat-recipes)"),
     modality: str = typer.Option("spinodal", help=MODALITY_HELP),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ):
     """Recipes (processing) for point, range and one-sided targets, each verified by the process simulator."""
     _setup(verbose)
     import genmat
-    from genmat import plots
-    from genmat.atomic import atomic_write
-    from genmat.loop.steps import read_table, write_json
-    from genmat.modalities import get_modality
+    from genmat.baselines import compare_at_budget
+    from genmat.loop.recipes import save_recipe_report
+    from genmat.loop.steps import read_table
 
     if sum(map(bool, (target, targets, task))) != 1:
         raise UsageError("give one of --target (repeatable), --targets FILE or --task NAME")
@@ -304,23 +306,34 @@ def recipes(
     result = genmat.design_recipes(given, task=task, n_targets=n_targets, dataset=dataset, checkpoint=checkpoint,
                                    modality=modality, initial=initial, rounds=rounds, proposals=proposals,
                                    train_steps=train_steps, seed=seed)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / "recipes.csv", lambda tmp: result.recipes.to_csv(tmp, index=False))
-    write_json({"history": result.history, "oracle_calls": result.oracle_calls}, out / "summary.json")
-    if result.samples:
-        ids = sorted(result.samples)[:32]
-        import torch
+    mod = result.modality
+    comparison = None
+    if compare:
+        comparison = compare_at_budget(mod, result.targets, int(sum(result.oracle_calls.values())), task=task, seed=seed)
+    files = save_recipe_report(result, result.targets, mod, out, comparison)
+    if tracking:
+        from genmat.tracking import MlflowTracker
 
-        fig = get_modality(modality).plot_samples(torch.stack([result.samples[i] for i in ids]),
-                                                  [result.recipes.loc[i, "target"].replace(", ", "\n") for i in ids],
-                                                  ncols=4)
-        plots.save(fig, out / "products.png")
+        with MlflowTracker.start("genmat-recipes", f"recipes: {task or out.name}",
+                                 params={"task": task or "", "initial": initial, "rounds": rounds,
+                                         "proposals": proposals, "train_steps": train_steps, "seed": seed}) as tracker:
+            tracker.set_description(f"genmat recipes; files in `{out}`")
+            for step, (calls, hits) in enumerate(result.history):
+                tracker.log_metrics({"targets_hit": hits, "oracle_calls": calls}, step=step)
+            tracker.log_metrics({"hit_rate": float(result.recipes["hit"].mean()),
+                                 **{f"oracle_calls_{k}": v for k, v in result.oracle_calls.items()}})
+            for path in files.values():
+                tracker.log_artifact(path, "recipes")
     hits = int(result.recipes["hit"].sum())
     calls = sum(result.oracle_calls.values())
-    typer.echo(result.recipes.drop(columns=[c for c in result.recipes.columns if c in ("purpose", "round")]).to_string(
-        index=False, max_cols=12))
+    cols = ["target_id", "target", "hit", *mod.schema.subset("processing")]
+    typer.echo(result.recipes.reindex(columns=cols).to_string(index=False, max_rows=40))
     typer.echo(f"{hits}/{len(result.recipes)} targets have a verified recipe; {calls} oracle calls "
-               f"({', '.join(f'{k} {v}' for k, v in result.oracle_calls.items())}); written to {out}")
+               f"({', '.join(f'{k} {v}' for k, v in result.oracle_calls.items())})")
+    for r in comparison or []:
+        typer.echo(f"  at the same budget — {r['approach']}: {r['targets_hit']}/{r['targets']} targets with "
+                   f"{r['oracle_calls']} oracle calls [{r['source']}]")
+    typer.echo(f"report: {files['report']}")
 
 
 @app.command()

@@ -162,6 +162,9 @@ class ClosedLoop:
                 self.modality.schema.validate_frame(targets[[k for k in targets if k in self.modality.schema.names]])
             else:
                 targets, samples = held_out_targets(self.modality, c.n_targets, seed=c.seed + 1_000_003)
+                # the held-out simulations are oracle calls too (counted before the targets file exists,
+                # so a crash in between simulates and counts them once more, never zero times)
+                self.state.record("targets/simulate", {"simulator_calls": int(c.n_targets)})
                 fig = self.modality.plot_samples(samples, [self.modality.title(r) for _, r in targets.iterrows()])
                 plots.save(fig, c.workdir / "targets.png")
             atomic_write(self.targets_path, targets.to_parquet)
@@ -221,6 +224,8 @@ class ClosedLoop:
         row = {"iteration": k, **{m: v for m, v in design.items() if isinstance(v, (int, float))},
                "train_loss": train["final_loss"], "train_step": train["step"], "n_train": train["n_train"],
                "train_seconds": train["seconds"], "simulator_calls_total": calls,
+               # every oracle call so far (training data, targets, acquisitions, design checks) per hit
+               "oracle_calls_per_hit_total": calls / design["hits"] if design.get("hits") else float("inf"),
                **{k: v for k, v in train.items() if k.startswith("vae_")}}
         pictures = self._iteration_pictures(k, result, train)
         with self.tracker.child(f"iteration {k}", tags={"genmat.iteration": str(k)}) as child:
@@ -345,7 +350,7 @@ def write_report(state: LoopState, workdir: Path) -> Path:
     cols = [c for c in ("iteration", "hit_rate", "hits", "targets", "candidate_hit_rate", "physics_pass_rate",
                         "E_mape", "density_mape", "fraction_mae", "fraction_mae_hits", "size_mape", "rwp_ratio_median",
                         "s2_error", "novelty_mean", "simulator_calls", "simulator_calls_total", "simulator_calls_per_hit",
-                        "candidates_per_hit", "n_train", "train_step", "train_loss") if c in h]
+                        "oracle_calls_per_hit_total", "candidates_per_hit", "n_train", "train_step", "train_loss") if c in h]
     lines = ["# genmat closed-loop report", "", f"Stopped: {state.stop_reason or 'not finished'}", "",
              "## Per iteration", "", _markdown_table(h[cols]), "",
              "![hit rate](hit_rate.png)", "", "![training loss](loss_curves.png)", ""]

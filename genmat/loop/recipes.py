@@ -11,7 +11,10 @@ recipes per open target; a Gaussian-process screen over the processing box, shar
 all targets, ranks them by their probability of meeting every interval (and a few local
 jitters around the best proposals); the best one per open target is simulated; what the simulator returns joins the table (the screen
 conditions on it, the generator is fine-tuned on it) and the next round starts with
-the targets still open. A recipe is a hit when its simulated product meets the target.
+the targets still open. Before the first round and after each, every row simulated so far
+is looked up against the open targets: a row that meets a target is a verified recipe for
+it at no new call (the initial data, and one target's design landing on another's). A
+recipe is a hit when its simulated product meets the target.
 """
 
 from __future__ import annotations
@@ -85,6 +88,7 @@ class RecipeSearchConfig:
     proposer: str = "generator"  # "generator" | "prior" (ablation: the screen alone on uniform draws)
     screen: bool = True  # False: simulate the generator's first proposal (ablation)
     refine: int = 8  # screened jitters around each target's 8 best proposals (0: proposals only)
+    lookup: bool = True  # a target that a row already simulated meets is hit at no new call
     recipe: RecipeConfig = field(default_factory=RecipeConfig)
 
     def __post_init__(self) -> None:
@@ -100,13 +104,15 @@ class RecipeSearchConfig:
 
 @dataclass
 class RecipeSearchResult:
-    recipes: pd.DataFrame  # one row per target: target_id, hit, round, calls_at_hit, processing, simulated properties
+    recipes: pd.DataFrame  # one row per target: target_id, hit, round, found_by, calls_at_hit, processing, properties
     table: pd.DataFrame  # every simulated row (initial data first), with ``purpose`` and ``round``
     history: list[tuple[int, int]]  # (oracle calls so far, targets hit) after the initial data and each round
     generator: RecipeGenerator | None
     surrogate: GPSurrogate | None
     oracle_calls: dict[str, int]
     samples: dict = field(default_factory=dict)  # target_id → the product its hitting recipe made (*sample_shape)
+    targets: TargetSet | None = None
+    modality: object = None
 
 
 def search_recipes(modality, targets: TargetSet, config: RecipeSearchConfig = RecipeSearchConfig(), *,
@@ -119,23 +125,52 @@ def search_recipes(modality, targets: TargetSet, config: RecipeSearchConfig = Re
     oracle = oracle or CountingOracle(modality, seed=seed)
     fields = list(targets.fields)
     start_calls = oracle.calls
+    row_products: dict[int, object] = {}  # table row → the sample it is, for rows this search simulated
     if table is None:
         table = oracle.draw(config.initial, "initial", seed).assign(purpose="initial", round=0)
+        if oracle.last_samples is not None:
+            row_products.update(enumerate(oracle.last_samples))
     table = table.reset_index(drop=True)
     train_cfg = TrainConfig(steps=config.train_steps, batch_size=config.batch_size, lr=config.lr,
                             warmup_steps=min(100, max(1, config.train_steps // 10)), log_every=max(1, config.train_steps),
                             checkpoint_every=max(1, config.train_steps), seed=seed)
     ckpt = Path(checkpoint_dir) / "recipe.ckpt" if checkpoint_dir else None
-    if config.proposer == "generator" and generator is None:
-        generator = RecipeGenerator.for_table(modality.schema, table, fields, config.recipe, seed=seed)
-        generator.fit(table, train_cfg, checkpoint_path=ckpt)
-    surrogate = GPSurrogate(unit_cube(modality, table), table[fields].to_numpy(float), seed=seed) if config.screen else None
-
     n = len(targets)
     hit = np.zeros(n, dtype=bool)
     found: dict[int, dict] = {}
     products: dict[int, object] = {}
-    history = [(oracle.calls - start_calls, 0)]
+
+    def record(tid: int, row: pd.Series, r: int, how: str, product=None) -> None:
+        hit[tid] = True
+        found[tid] = {"round": r, "found_by": how, "calls_at_hit": oracle.calls - start_calls,
+                      **{k: v for k, v in row.items() if k not in ("purpose", "round")}}
+        if product is not None:
+            products[tid] = product
+
+    def look_up(r: int) -> None:
+        """Targets that a row already simulated (any target's design, or the data) meets."""
+        open_ids = np.flatnonzero(~hit)
+        if not config.lookup or len(open_ids) == 0:
+            return
+        sub = targets.subset(open_ids)
+        ok = sub.hits(sub.values_of(table))  # (rows, open targets)
+        x = unit_cube(modality, table) if surrogate is not None else None
+        for j in np.flatnonzero(ok.any(axis=0)):
+            rows = np.flatnonzero(ok[:, j])
+            i = int(rows[0])
+            if surrogate is not None and len(rows) > 1:  # the hitting recipe most likely to hold on a new seed
+                p = surrogate.hit_probability(x[rows], np.repeat(sub.lo[j:j + 1], len(rows), 0),
+                                              np.repeat(sub.hi[j:j + 1], len(rows), 0))
+                i = int(rows[int(np.argmax(p))])
+            record(int(open_ids[j]), table.iloc[i], r, "lookup", row_products.get(i))
+
+    surrogate = GPSurrogate(unit_cube(modality, table), table[fields].to_numpy(float), seed=seed) if config.screen else None
+    look_up(0)
+    history = [(0, 0)] if oracle.calls > start_calls else []  # from nothing, when the data was simulated here
+    history.append((oracle.calls - start_calls, int(hit.sum())))
+    if not hit.all() and config.proposer == "generator" and generator is None:  # a model only when it is needed
+        generator = RecipeGenerator.for_table(modality.schema, table, fields, config.recipe, seed=seed)
+        generator.fit(table, train_cfg, checkpoint_path=ckpt)
     rng = np.random.default_rng(seed + 1)
     for r in range(1, config.rounds + 1):
         open_ids = np.flatnonzero(~hit)
@@ -156,24 +191,27 @@ def search_recipes(modality, targets: TargetSet, config: RecipeSearchConfig = Re
         ok = sub.hits(sub.values_of(rows), np.arange(len(open_ids)))
         for j, tid in enumerate(open_ids):
             if ok[j]:
-                hit[tid] = True
-                found[tid] = {"round": r, "calls_at_hit": oracle.calls - start_calls, **rows.iloc[j].to_dict()}
-                if oracle.last_samples is not None:
-                    products[tid] = oracle.last_samples[j]
+                record(int(tid), rows.iloc[j], r, "design",
+                       None if oracle.last_samples is None else oracle.last_samples[j])
+        base = len(table)
         table = pd.concat([table, rows.assign(purpose="design", round=r)], ignore_index=True)
+        if oracle.last_samples is not None:
+            row_products.update({base + j: x for j, x in enumerate(oracle.last_samples)})
+        if surrogate is not None:
+            surrogate = surrogate.refit(unit_cube(modality, table), table[fields].to_numpy(float), seed=seed)
+        look_up(r)  # one target's design may meet another target
         history.append((oracle.calls - start_calls, int(hit.sum())))
         log.info("recipe round %d: %d/%d targets hit, %d oracle calls", r, hit.sum(), n, oracle.calls - start_calls)
         if r == config.rounds or hit.all():
             break
-        if surrogate is not None:
-            surrogate = surrogate.refit(unit_cube(modality, table), table[fields].to_numpy(float), seed=seed)
         if generator is not None and config.finetune_steps:
             generator.fit(table, replace(train_cfg, steps=config.finetune_steps, warmup_steps=1,
                                          log_every=config.finetune_steps, checkpoint_every=config.finetune_steps,
                                          seed=seed + r))
     recipes = pd.DataFrame({"target_id": np.arange(n), "target": [targets.describe(i) for i in range(n)], "hit": hit})
     recipes = recipes.join(pd.DataFrame.from_dict(found, orient="index"))
-    return RecipeSearchResult(recipes, table, history, generator, surrogate, dict(oracle.by_purpose), products)
+    return RecipeSearchResult(recipes, table, history, generator, surrogate, dict(oracle.by_purpose), products,
+                              targets, modality)
 
 
 def _screen(modality, surrogate: GPSurrogate, targets: TargetSet, props: pd.DataFrame, refine: int,
@@ -220,3 +258,58 @@ def distinct_count(x: np.ndarray, threshold: float) -> int:
         if all(np.linalg.norm(p - q) > threshold for q in kept):
             kept.append(p)
     return len(kept)
+
+
+def save_recipe_report(result: RecipeSearchResult, targets: TargetSet, modality, out: str | Path,
+                       comparison: list[dict] | None = None) -> dict[str, Path]:
+    """``recipes.csv`` (a row per target), ``summary.json``, ``report.md``, ``hits_vs_calls.png``
+    and ``products.png`` (the micrographs or spectra the hitting recipes made) under ``out``."""
+    import json
+
+    import matplotlib.pyplot as plt
+    import torch
+
+    from genmat import plots
+    from genmat.atomic import atomic_write
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"recipes": atomic_write(out / "recipes.csv", lambda tmp: result.recipes.to_csv(tmp, index=False))}
+    hits, n = int(result.recipes["hit"].sum()), len(result.recipes)
+    calls = int(sum(result.oracle_calls.values()))
+    summary = {"targets": n, "targets_hit": hits, "oracle_calls": result.oracle_calls, "history": result.history,
+               "comparison": comparison or []}
+    files["summary"] = atomic_write(out / "summary.json", lambda tmp: tmp.write_text(json.dumps(summary, indent=2)))
+    fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    points = {f"{r['approach']}": (r["oracle_calls"], r["targets_hit"]) for r in comparison or []}
+    plots.hits_vs_calls(ax, {"genmat": result.history}, n, budget=calls, points=points,
+                        title=f"{hits}/{n} targets with a verified recipe")
+    files["curve"] = plots.save(fig, out / "hits_vs_calls.png")
+    if result.samples:
+        ids = sorted(result.samples)[:32]
+        titles = []
+        for i in ids:
+            row = result.recipes.loc[i]
+            made = ", ".join(f"{f.split('_')[0]} {row[f]:.4g}" for f in targets.fields if f in row)
+            titles.append(f"#{i}: {made}")
+        fig = modality.plot_samples(torch.stack([result.samples[i] for i in ids]), titles, ncols=4)
+        files["products"] = plots.save(fig, out / "products.png")
+    lines = [f"# Recipes: {hits}/{n} targets", "",
+             f"{calls} oracle calls ({', '.join(f'{k} {v}' for k, v in result.oracle_calls.items())}); "
+             "a hit is a recipe whose simulated product meets every interval of its target.", ""]
+    if comparison:
+        lines += ["| approach | targets hit | oracle calls | source |", "|---|---|---|---|",
+                  f"| genmat | {hits}/{n} | {calls} | this run |"]
+        lines += [f"| {r['approach']} | {r['targets_hit']}/{r['targets']} | {r['oracle_calls']} | {r['source']} |"
+                  for r in comparison]
+        lines.append("")
+    cols = ["target_id", "target", "hit", *modality.schema.subset("processing"), *targets.fields]
+    table = result.recipes.reindex(columns=cols)
+    lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row) + " |"
+              for row in table.itertuples(index=False)]
+    lines += ["", "![hits against oracle calls](hits_vs_calls.png)", ""]
+    if "products" in files:
+        lines += ["![what the hitting recipes made](products.png)", ""]
+    files["report"] = atomic_write(out / "report.md", lambda tmp: tmp.write_text("\n".join(lines)))
+    return files

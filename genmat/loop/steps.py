@@ -207,9 +207,14 @@ def design_step(p: DesignParams, progress: bool = True) -> dict:
     """Sample, validate, screen and simulate candidates for the targets; write the report."""
     out = Path(p.out_dir)
     done = out / "metrics.json"
+    digest = _design_digest(p)
     if done.exists():
-        log.info("design %s already finished; reading it back", out)
-        return json.loads(done.read_text())
+        metrics = json.loads(done.read_text())
+        if metrics.get("params_digest") == digest:
+            log.info("design %s already finished; reading it back", out)
+            return metrics
+        log.info("design %s was made with other parameters, model or targets; designing again", out)
+        done.unlink()
     out.mkdir(parents=True, exist_ok=True)
     modality = p.build_modality()
     generator = Generator.from_checkpoint(p.checkpoint)
@@ -225,11 +230,28 @@ def design_step(p: DesignParams, progress: bool = True) -> dict:
         training_samples=training, training_ids=ids, sampler=p.sampler, seed=p.seed, progress=progress,
     )
     save_design(result, out)
-    metrics = {**result.metrics, "out_dir": str(out)}
+    metrics = {**result.metrics, "out_dir": str(out), "params_digest": digest}
     if surrogate is not None:
         metrics.update({f"surrogate_rmse_{n}": float(r) for n, r in zip(surrogate.names, surrogate.rmse)})
     write_json(metrics, done)  # written last: marks the step complete
     return metrics
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _design_digest(p: DesignParams) -> str:
+    """What a design depends on: its settings and the bytes of its model and targets (not
+    how the paths are spelled, so a resume from another directory still finds it done)."""
+    settings = p.model_dump(mode="json", exclude={"checkpoint", "targets_file", "out_dir", "dataset"})
+    parts = [json.dumps(settings, sort_keys=True, default=str), _file_digest(Path(p.checkpoint)),
+             _file_digest(Path(p.targets_file))]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:20]
 
 
 def _to_parquet(df: pd.DataFrame, path: Path) -> None:

@@ -4,6 +4,8 @@ target; one that returns a micrograph of another composition must miss."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -115,3 +117,33 @@ def test_a_normalizing_flow_scores_candidates_out_of_distribution(world):
     assert {"flow_nll", "flow_pvalue", "flow_in_distribution"} <= set(result.report.columns)
     assert nll[3:].min() > nll[:3].max()  # noise is less likely than simulated micrographs
     assert not result.report["flow_in_distribution"][3:].any()
+
+
+def test_design_step_is_done_only_for_the_same_parameters_model_and_targets(tmp_path, monkeypatch):
+    import os
+
+    from genmat.generate import Generator, GeneratorConfig, SamplerConfig
+    from genmat.loop.steps import DesignParams, design_step
+    from genmat.nn import UNetConfig
+    from genmat.train import TrainConfig
+
+    mod = SpinodalModality(grid=16)
+    gen = Generator(GeneratorConfig(unet=UNetConfig(base_channels=8, channel_mults=(1, 2), embed_dim=32),
+                                    sampler=SamplerConfig(steps=1, method="euler")), mod.schema, mod.sample_shape)
+    data = [torch.zeros(4, 1, 16, 16), torch.zeros(4, 6), torch.ones(4, 6)]
+    gen.fit(data, TrainConfig(steps=1, batch_size=4, warmup_steps=1), checkpoint_path=tmp_path / "m.ckpt", progress=False)
+    pd.DataFrame({"E_GPa": [150.0], "density_g_cm3": [2.95]}).to_parquet(tmp_path / "targets.parquet")
+    monkeypatch.chdir(tmp_path)
+    p = DesignParams(modality="spinodal", modality_options={"grid": 16}, dataset=tmp_path / "none",
+                     checkpoint=Path("m.ckpt"), targets_file=Path("targets.parquet"), out_dir=Path("d"),
+                     n_candidates=2, n_simulate=1)
+    first = design_step(p, progress=False)
+    assert first["candidates"] == 2
+    stamp = os.stat(tmp_path / "d" / "metrics.json").st_mtime_ns
+    spelled = p.model_copy(update={"checkpoint": tmp_path / "m.ckpt", "targets_file": tmp_path / "targets.parquet",
+                                   "out_dir": tmp_path / "d"})
+    assert design_step(spelled, progress=False) == first  # the same work, spelled from elsewhere: read back
+    assert os.stat(tmp_path / "d" / "metrics.json").st_mtime_ns == stamp
+    assert design_step(p.model_copy(update={"n_candidates": 3}), progress=False)["candidates"] == 3  # redone
+    pd.DataFrame({"E_GPa": [150.0, 200.0], "density_g_cm3": [2.95, 3.0]}).to_parquet(tmp_path / "targets.parquet")
+    assert design_step(p.model_copy(update={"n_candidates": 3}), progress=False)["targets"] == 2  # new targets: redone

@@ -68,3 +68,23 @@ def test_a_conditional_gan_follows_its_condition_with_the_data_spread(tmp_path):
     again = Generator.from_checkpoint(tmp_path / "gan.ckpt")
     torch.testing.assert_close(again.sample_conditions(pd.DataFrame({"level": [0.3]}), seed=2),
                                gen.sample_conditions(pd.DataFrame({"level": [0.3]}), seed=2))
+
+
+def test_initial_weights_depend_on_the_seed_not_on_earlier_random_draws():
+    import torch
+
+    from genmat.conditions import ConditionSchema, Field
+    from genmat.generate import Generator, GeneratorConfig
+    from genmat.nn import UNetConfig
+
+    schema = ConditionSchema(fields=(Field("c", "", -1.0, 1.0, "processing"),))
+    cfg = GeneratorConfig(unet=UNetConfig(spatial_dims=1, base_channels=8, channel_mults=(1,)))
+    torch.manual_seed(1)
+    a = Generator(cfg, schema, (1, 8))
+    torch.rand(1000)  # another test's draws
+    b = Generator(cfg, schema, (1, 8))
+    c = Generator(cfg, schema, (1, 8), seed=1)
+    for (name, pa), pb, pc in zip(a.model.state_dict().items(), b.model.state_dict().values(),
+                                  c.model.state_dict().values()):
+        torch.testing.assert_close(pa, pb, msg=name)
+    assert any(not torch.equal(pa, pc) for pa, pc in zip(a.model.parameters(), c.model.parameters()))
