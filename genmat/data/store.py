@@ -9,13 +9,21 @@ Layout of a dataset directory::
 An append writes, each atomically (temp file, fsync, ``os.replace``), first the shard,
 then the table, then the manifest. Only what the manifest lists is committed: table
 rows and shard files it does not reference (left by a crash) are ignored on read and
-cleaned by the next append. Appends are idempotent by ``batch_key``. There is no lock:
-one writer at a time, any number of readers; a reader reads the manifest first, so it
-always sees one committed state.
+cleaned by the next append. Appends are idempotent by ``batch_key``.
+
+Several writers (processes or threads) may append at once: an append holds an exclusive
+``fcntl.flock`` on ``.lock`` in the dataset directory from reading the manifest to
+committing it, so appends are serialised, shard names and sample ids never collide, the
+clean-up of a crashed append never touches another writer's files, and every append that
+returns is in the dataset exactly once. The kernel drops the lock when a writer dies, so
+a killed writer never blocks the next. Readers take no lock: a reader reads the manifest
+first and keeps only the rows it lists, so it always sees one committed state.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import io
 import json
@@ -201,6 +209,7 @@ class DatasetStore:
             "shards": [],
         }
         _atomic_write(path / MANIFEST, lambda fh: fh.write(_manifest_bytes(manifest)))
+        (path / ".lock").touch(mode=0o664)  # the writers' lock file (see the module docstring)
         return cls(path, _schema=schema)
 
     @classmethod
@@ -284,6 +293,22 @@ class DatasetStore:
         for name, value in (("source_run", source_run), ("batch_key", batch_key)):
             if not isinstance(value, str) or (name == "batch_key" and not value):
                 raise DatasetError(name, repr(value), "a non-empty string" if name == "batch_key" else "a string")
+        with self._writer_lock():
+            return self._append_locked(array, rows, n, provenance, int(iteration), source_run, batch_key)
+
+    @contextlib.contextmanager
+    def _writer_lock(self):
+        """Exclusive advisory lock on ``.lock``: one append at a time, across processes."""
+        fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o664)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def _append_locked(self, array: np.ndarray, rows: pd.DataFrame, n: int, provenance: str, iteration: int,
+                       source_run: str, batch_key: str) -> np.ndarray:
         manifest = self._read_manifest()
         frame = self._check_rows(rows, n, manifest)
 
@@ -541,6 +566,8 @@ def _check_extra_names(names: Sequence[str], schema: ConditionSchema) -> list[st
 
 def _leftover(p: Path) -> bool:
     """Whether ``p`` in a directory without a manifest is more than an interrupted create."""
+    if p.name == ".lock":
+        return False
     if p.name == SHARDS and p.is_dir():
         return any(not (q.name.startswith(".") and q.name.endswith(".tmp")) for q in p.iterdir())
     return not (p.name.startswith(".") and p.name.endswith(".tmp"))

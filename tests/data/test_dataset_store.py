@@ -312,3 +312,42 @@ def test_reader_sees_a_committed_state_at_every_step_of_an_append(tmp_path, monk
     monkeypatch.setattr(store_mod, "_atomic_write", spy)
     add(store, 2, 1, "b1")
     assert seen == [("shard-00001.npy", 3), ("table.parquet", 3), ("manifest.json", 5)]
+
+
+# ----------------------------------------------------------------------------- several writers
+def _writer(path, worker, seconds, out):
+    """Append 2-sample batches in a tight loop for ``seconds``; record every returned append."""
+    import time
+
+    store = DatasetStore.open(path, verify=False)
+    done, k, t_end = [], 0, time.monotonic() + seconds
+    while time.monotonic() < t_end:
+        key = f"w{worker}-{k}"
+        ids, _, _ = add(store, 2, seed=1000 * worker + k, key=key)
+        done.append((key, [int(i) for i in ids]))
+        k += 1
+    out.put((worker, done))
+
+
+def test_several_processes_appending_at_once_lose_and_duplicate_nothing(tmp_path):
+    import multiprocessing as mp
+
+    make(tmp_path / "ds")
+    ctx = mp.get_context("fork")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_writer, args=(tmp_path / "ds", w, 3.0, out)) for w in range(4)]
+    for p in procs:
+        p.start()
+    results = dict(out.get(timeout=120) for _ in procs)
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    returned = [(key, ids) for done in results.values() for key, ids in done]
+    store = DatasetStore.open(tmp_path / "ds")  # verifies every checksum
+    table = store.table()
+    assert len(returned) >= 8 and len(store) == 2 * len(returned)
+    assert sorted(table["batch_key"].unique()) == sorted(k for k, _ in returned)
+    by_key = table.groupby("batch_key")["sample_id"].apply(list).to_dict()
+    assert all(by_key[key] == ids for key, ids in returned)  # each returned append present exactly once
+    assert table["sample_id"].tolist() == list(range(len(store)))
+    assert store.load().shape == (len(store), *SHAPE)
