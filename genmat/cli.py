@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -452,6 +453,27 @@ def serve(
     serve_flow(closed_loop, name=name, cron=cron, parameters={"config": cfg.model_dump(mode="json"), "new_workdir": True})
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that every clean-up that handles Ctrl-C runs
+    (MLflow runs end KILLED, a Prefect server genmat started is stopped)."""
+
+
+_SIGNALLED: list[int] = []
+
+
+def _on_sigterm(signum, frame) -> None:
+    _SIGNALLED.append(signum)
+    raise Terminated()
+
+
+def _interrupted() -> None:
+    """Exit 130 (SIGINT) or 143 (SIGTERM) with one line on what is kept."""
+    name, code = ("SIGTERM", 143) if _SIGNALLED else ("interrupt", 130)
+    typer.echo(f"genmat: stopped by {name}; everything committed before it is kept (datasets, checkpoints, "
+               "finished steps) — run the same command again to resume", err=True)
+    sys.exit(code)
+
+
 def main() -> None:
     """Console entry point: user errors become one line on stderr and exit code 2."""
     from genmat.conditions import ConditionError
@@ -459,8 +481,13 @@ def main() -> None:
 
     from pydantic import ValidationError
 
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        if code == 130:  # typer turns KeyboardInterrupt (and our SIGTERM) into a returned 130
+            _interrupted()
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
@@ -471,12 +498,8 @@ def main() -> None:
         msg = str(exc).strip().splitlines()
         typer.echo(f"genmat: error: {msg[0] if msg else type(exc).__name__}", err=True)
         sys.exit(2)
-    except typer.Abort:
-        typer.echo("genmat: aborted", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        typer.echo("genmat: interrupted; run the same command again to resume", err=True)
-        sys.exit(130)
+    except (typer.Abort, KeyboardInterrupt):
+        _interrupted()
     except Exception as exc:
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # click/typer usage errors (exit code 2)
             exc.show()

@@ -173,3 +173,27 @@ def test_recipes_for_an_interval_target_end_to_end(tmp_path):
     assert recipes.loc[0, "x_B"] > 0.5  # the stiff phase is B: a stiff material is B-rich
     assert (tmp_path / "out" / "products.png").exists()
     assert "oracle calls" in out.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig, code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_an_interrupted_command_exits_130_or_143_with_one_line(tmp_path, sig, code):
+    import signal
+    import time
+
+    p = subprocess.Popen([sys.executable, "-m", "genmat.cli", "simulate", "--dataset", str(tmp_path / "ds"),
+                          "--n", "50000"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # background jobs ignore it
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "ds" / "manifest.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)  # the oracle is running once the dataset exists
+    time.sleep(1.0)
+    p.send_signal(getattr(signal, sig))
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == code, err[-2000:]
+    lines = [line for line in err.replace("\r", "\n").splitlines() if line.startswith("genmat:")]
+    assert len(lines) == 1 and "run the same command again to resume" in lines[0]
+    assert "Traceback" not in err
+    from genmat.data import DatasetStore
+
+    assert len(DatasetStore.open(tmp_path / "ds")) == 0  # nothing half-written; the dataset still verifies
