@@ -57,6 +57,37 @@ def _parse_fields(pairs: List[str]) -> dict[str, float]:
 MODALITY_HELP = "modality: spinodal (micrographs), xrd or raman (spectra)"
 
 
+def _unreachable(url: str, timeout: float = 3.0) -> str | None:
+    """None when an HTTP server answers at ``url`` (any status), else why not."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(url, timeout=timeout).close()
+        return None
+    except urllib.error.HTTPError:
+        return None  # it answered
+    except Exception as exc:  # noqa: BLE001 — refused, timed out, no such host: all mean "not there"
+        return str(getattr(exc, "reason", exc))
+
+
+def _check_services(*, tracking: bool, prefect: bool) -> None:
+    """One probe of each service a command will use, before any work: a server that is
+    down is one line and exit 2 within seconds, not minutes of retries and a traceback."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+    if tracking and uri.startswith(("http://", "https://")):
+        why = _unreachable(uri.rstrip("/") + "/health")
+        if why:
+            raise UsageError(f"MLflow tracking server {uri} is unreachable ({why}); start it, point "
+                             "MLFLOW_TRACKING_URI elsewhere, or run with --no-tracking")
+    api = os.environ.get("PREFECT_API_URL", "")
+    if prefect and api:
+        why = _unreachable(api.rstrip("/") + "/health")
+        if why:
+            raise UsageError(f"Prefect API {api} is unreachable ({why}); start it (prefect server start), unset "
+                             "PREFECT_API_URL for a temporary local server, or run with --no-prefect")
+
+
 def _dataset_path(dataset: Optional[Path], modality: str) -> Path:
     return dataset if dataset is not None else Path("runs") / modality / "dataset"
 
@@ -303,6 +334,7 @@ def recipes(
     for path, what in ((dataset, "--dataset"), (checkpoint, "--checkpoint")):
         if path is not None and not Path(path).exists():
             raise UsageError(f"{what} {path} does not exist")
+    _check_services(tracking=tracking, prefect=False)
     given = read_table(targets) if targets else (list(target) if target else None)
     result = genmat.design_recipes(given, task=task, n_targets=n_targets, dataset=dataset, checkpoint=checkpoint,
                                    modality=modality, initial=initial, rounds=rounds, proposals=proposals,
@@ -398,6 +430,7 @@ def loop(
     """
     _setup(verbose)
     cfg = _load_config(config, workdir=workdir, max_iterations=iterations, seed=seed, modality=modality)
+    _check_services(tracking=tracking, prefect=prefect)
     if prefect:
         from pipelines.flows import closed_loop
 
@@ -410,8 +443,8 @@ def loop(
         tracker = open_tracker(cfg, enabled=tracking)
         try:
             state = ClosedLoop(cfg, tracker).run()
-        except BaseException:
-            tracker.end("FAILED")
+        except BaseException as exc:
+            tracker.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
             raise
         tracker.end()
         history = state.history
@@ -450,6 +483,7 @@ def serve(
     from pipelines.server import serve_flow
 
     cfg = _load_config(config)
+    _check_services(tracking=True, prefect=True)
     serve_flow(closed_loop, name=name, cron=cron, parameters={"config": cfg.model_dump(mode="json"), "new_workdir": True})
 
 

@@ -197,3 +197,23 @@ def test_an_interrupted_command_exits_130_or_143_with_one_line(tmp_path, sig, co
     from genmat.data import DatasetStore
 
     assert len(DatasetStore.open(tmp_path / "ds")) == 0  # nothing half-written; the dataset still verifies
+
+
+@pytest.mark.parametrize("var, command, needles", [
+    ("MLFLOW_TRACKING_URI", ("recipes", "-t", "E_GPa>=200"), ("MLflow tracking server", "--no-tracking")),
+    ("MLFLOW_TRACKING_URI", ("loop", "--no-prefect"), ("MLflow tracking server", "--no-tracking")),
+    ("PREFECT_API_URL", ("loop", "--no-tracking"), ("Prefect API", "--no-prefect")),
+])
+def test_a_service_that_is_down_is_one_line_within_seconds(tmp_path, monkeypatch, var, command, needles):
+    import socket
+    import time
+
+    with socket.socket() as s:  # a loopback port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv(var, f"http://127.0.0.1:{port}" + ("/api" if var == "PREFECT_API_URL" else ""))
+    t0 = time.monotonic()
+    out = genmat(*command, "--workdir" if command[0] == "loop" else "--out", str(tmp_path / "w"), cwd=tmp_path)
+    _one_line_error(out, f"127.0.0.1:{port}", "unreachable", *needles)
+    assert time.monotonic() - t0 < 60  # not minutes of retries
+    assert not (tmp_path / "w").exists()
