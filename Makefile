@@ -28,7 +28,7 @@ demo-raman: install  ## the closed loop on Raman spectra
 	$(BIN)/genmat loop --modality raman --workdir runs/raman
 
 test: install  ## the whole test suite
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=15
 
 test-fast: install
 	$(BIN)/pytest -q -m "not slow"

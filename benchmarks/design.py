@@ -236,7 +236,7 @@ def curves_plot(results: list[dict], path: Path) -> Path:
 
     from genmat.plots import hits_vs_calls
 
-    fig, axes = plt.subplots(1, len(results), figsize=(4.6 * len(results), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(results), figsize=(4.6 * len(results), 4.4), squeeze=False)
     for ax, res in zip(axes[0], results):
         budget = next(r for r in res["rows"] if r["approach"].startswith("genmat"))["oracle_calls"]
         hits_vs_calls(ax, res["curves"], res["targets"], budget=budget, title=f"{res['task']} ({res['targets']} targets)")

@@ -141,7 +141,7 @@ def compare_at_budget(modality, targets: TargetSet, budget: int, *, task: str | 
     same size, run now (its calls are the comparison's own), and — for a registered task —
     per-target Bayesian optimisation as the stored design benchmark measured it."""
     lib = random_library(modality, targets, budget, seed=seed + 17)
-    rows = [{"approach": "random library (run now)", "oracle_calls": budget,
+    rows = [{"approach": "a random library of the same budget", "oracle_calls": budget,
              "targets_hit": int(lib.recipes["hit"].sum()), "targets": len(targets), "source": "this run"}]
     stored = stored_benchmark(task) if task else None
     if stored:

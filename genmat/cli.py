@@ -364,7 +364,7 @@ def recipes(
     typer.echo(f"{hits}/{len(result.recipes)} targets have a verified recipe; {calls} oracle calls "
                f"({', '.join(f'{k} {v}' for k, v in result.oracle_calls.items())})")
     for r in comparison or []:
-        typer.echo(f"  at the same budget — {r['approach']}: {r['targets_hit']}/{r['targets']} targets with "
+        typer.echo(f"  instead — {r['approach']}: {r['targets_hit']}/{r['targets']} targets with "
                    f"{r['oracle_calls']} oracle calls [{r['source']}]")
     typer.echo(f"report: {files['report']}")
 

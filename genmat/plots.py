@@ -89,23 +89,24 @@ def target_scatter(designs: pd.DataFrame, bands: dict[str, tuple[str, float]]):
 def hits_vs_calls(ax, curves: dict[str, Sequence[tuple[int, int]]], n_targets: int, *, budget: int | None = None,
                   points: dict[str, tuple[int, int]] | None = None, title: str = "") -> None:
     """Targets hit against oracle calls (every simulation counted), one step curve per
-    approach (genmat first, drawn bold), optional single points (e.g. a stored BO figure),
-    and genmat's budget as a dotted line."""
+    approach (genmat first, drawn bold), optional single points ``label → (calls, fraction
+    of its targets hit)`` (e.g. a stored BO figure), and genmat's budget as a dotted line."""
     import numpy as np
 
     for i, (label, hist) in enumerate(curves.items()):
         c, h = zip(*hist)
         style = dict(lw=2.2, color="C0") if i == 0 else dict(lw=1.2, color=f"C{i}")
         ax.step(c, np.asarray(h) / n_targets, where="post", label=label, **style)
-    for j, (label, (c, h)) in enumerate((points or {}).items()):
-        ax.plot([c], [h / n_targets], "s", color=f"C{len(curves) + j}", label=label)
+    for j, (label, (c, fraction)) in enumerate((points or {}).items()):
+        ax.plot([c], [fraction], "s", color=f"C{len(curves) + j}", label=label)
     if budget:
         ax.axvline(budget, color="C0", ls=":", lw=1)
     ax.set_xscale("symlog", linthresh=10)
-    ax.set_xlim(left=0)
+    right = max([c for hist in curves.values() for c, _ in hist] + [c for c, _ in (points or {}).values()] + [10])
+    ax.set_xlim(0, right * 1.4)
     ax.set_xlabel("oracle calls (every simulation counted)")
     ax.set_ylabel("fraction of targets hit")
     ax.set_ylim(0, 1.02)
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=1, frameon=False)

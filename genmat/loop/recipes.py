@@ -281,7 +281,8 @@ def save_recipe_report(result: RecipeSearchResult, targets: TargetSet, modality,
                "comparison": comparison or []}
     files["summary"] = atomic_write(out / "summary.json", lambda tmp: tmp.write_text(json.dumps(summary, indent=2)))
     fig, ax = plt.subplots(figsize=(5.2, 3.6))
-    points = {f"{r['approach']}": (r["oracle_calls"], r["targets_hit"]) for r in comparison or []}
+    points = {f"{r['approach']} ({r['targets']} targets)": (r["oracle_calls"], r["targets_hit"] / r["targets"])
+              for r in comparison or []}
     plots.hits_vs_calls(ax, {"genmat": result.history}, n, budget=calls, points=points,
                         title=f"{hits}/{n} targets with a verified recipe")
     files["curve"] = plots.save(fig, out / "hits_vs_calls.png")
@@ -290,8 +291,8 @@ def save_recipe_report(result: RecipeSearchResult, targets: TargetSet, modality,
         titles = []
         for i in ids:
             row = result.recipes.loc[i]
-            made = ", ".join(f"{f.split('_')[0]} {row[f]:.4g}" for f in targets.fields if f in row)
-            titles.append(f"#{i}: {made}")
+            made = [f"{f.split('_')[0]} {row[f]:.4g}" for f in targets.fields if f in row]
+            titles.append(f"#{i}\n" + "\n".join(", ".join(made[k:k + 2]) for k in range(0, len(made), 2)))
         fig = modality.plot_samples(torch.stack([result.samples[i] for i in ids]), titles, ncols=4)
         files["products"] = plots.save(fig, out / "products.png")
     lines = [f"# Recipes: {hits}/{n} targets", "",
