@@ -158,7 +158,7 @@ def run_task(name: str, s: Settings, seed: int) -> dict:
     rows.append(_row(f"Bayesian optimisation per target (cap {s.bo_max_calls})", int(bo.recipes["hit"].sum()), n,
                      bo.oracle_calls, t_bo, verify_recipes(mod, targets, bo.recipes, seeds=s.robustness_seeds,
                                                            oracle=checks)))
-    rows.append(_row(f"Bayesian optimisation at genmat's budget ({per_target} per target)", bo_equal, n,
+    rows.append(_row(f"Bayesian optimisation at genmat's budget ({per_target} per target, fixed)", bo_equal, n,
                      int(np.minimum(bo_calls, per_target).sum()), float("nan"), np.full(n, np.nan)))
     curves["Bayesian optimisation"] = bo.history
 
@@ -218,8 +218,10 @@ def amortised(gm, dev_task: str, s: Settings, bo, seed: int) -> dict:
                      "bo_calls_per_hit": bo_per_hit, "ratio_to_bo": (total / hits) / bo_per_hit if hits else float("inf"),
                      "random_library_hits_same_budget": lib_hits, "seconds": time.perf_counter() - t0})
         log.info("amortised %d targets: %d hit, %d marginal calls", size, hits, oracle.calls)
-    m = rows[-1]["marginal_calls_per_hit"]
-    breakeven = dev_calls / (bo_per_hit - m) if bo_per_hit > m else float("inf")
+    # T targets cost genmat dev + m·h·T and BO b·h_BO·T calls for the hits h·T: equal hit counts at
+    # T = dev / ((b − m) · h), with m, h the largest run's new calls per hit and hit rate
+    m, h = rows[-1]["marginal_calls_per_hit"], rows[-1]["hit_rate"]
+    breakeven = dev_calls / ((bo_per_hit - m) * h) if bo_per_hit > m and h > 0 else float("inf")
     return {"dev_task": dev_task, "task": s.amortised_task, "dev_calls": dev_calls, "rows": rows,
             "break_even_targets_vs_bo": breakeven, "rounds": s.amortised_rounds}
 

@@ -60,6 +60,9 @@ def random_library(modality, targets: TargetSet, budget: int, *, seed: int = 0,
     """``budget`` prior draws simulated at once; the curve is the targets hit by the
     first b draws, for every b."""
     oracle = oracle or CountingOracle(modality, seed=seed)
+    if budget < 1:
+        recipes = pd.DataFrame({"target_id": np.arange(len(targets)), "hit": False, "calls_at_hit": np.nan})
+        return BaselineResult(recipes, [(0, 0)], 0, pd.DataFrame())
     table = oracle.draw(budget, "library", seed)
     recipes, first = _first_hits(targets, table)
     found = np.sort(first[first >= 0] + 1)

@@ -342,7 +342,8 @@ def recipes(
     mod = result.modality
     comparison = None
     if compare:
-        comparison = compare_at_budget(mod, result.targets, int(sum(result.oracle_calls.values())), task=task, seed=seed)
+        # the library gets as many simulations as genmat had rows: its own calls plus any --dataset
+        comparison = compare_at_budget(mod, result.targets, len(result.table), task=task, seed=seed)
     files = save_recipe_report(result, result.targets, mod, out, comparison)
     if tracking:
         from genmat.tracking import MlflowTracker

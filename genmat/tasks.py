@@ -133,6 +133,7 @@ class TargetSet:
                     finite = [v for v in (a, b) if math.isfinite(v)]
                     half = 0.5 * (b - a) if len(finite) == 2 else 0.0
                     scale[i, j] = max(half, float(tol.width(np.mean(finite)))) if finite else 1.0
+        scale = np.where(np.isnan(scale), scale, np.maximum(scale, 1e-12))  # a zero-width target still divides
         return cls(fields, lo, hi, point, scale, reference)
 
     @classmethod

@@ -124,7 +124,11 @@ def search_recipes(modality, targets: TargetSet, config: RecipeSearchConfig = Re
     calls are new."""
     oracle = oracle or CountingOracle(modality, seed=seed)
     fields = list(targets.fields)
-    start_calls = oracle.calls
+    start_calls, start_purpose = oracle.calls, Counter(oracle.by_purpose)
+    if table is None and config.initial < 1:
+        from genmat.conditions import ConditionError
+
+        raise ConditionError("initial", config.initial, "≥ 1 when no table (dataset) is given", "is not")
     row_products: dict[int, object] = {}  # table row → the sample it is, for rows this search simulated
     if table is None:
         table = oracle.draw(config.initial, "initial", seed).assign(purpose="initial", round=0)
@@ -210,8 +214,8 @@ def search_recipes(modality, targets: TargetSet, config: RecipeSearchConfig = Re
                                          seed=seed + r))
     recipes = pd.DataFrame({"target_id": np.arange(n), "target": [targets.describe(i) for i in range(n)], "hit": hit})
     recipes = recipes.join(pd.DataFrame.from_dict(found, orient="index"))
-    return RecipeSearchResult(recipes, table, history, generator, surrogate, dict(oracle.by_purpose), products,
-                              targets, modality)
+    calls = {k: v - start_purpose.get(k, 0) for k, v in oracle.by_purpose.items() if v - start_purpose.get(k, 0)}
+    return RecipeSearchResult(recipes, table, history, generator, surrogate, calls, products, targets, modality)
 
 
 def _screen(modality, surrogate: GPSurrogate, targets: TargetSet, props: pd.DataFrame, refine: int,

@@ -105,3 +105,13 @@ def test_search_config_is_checked_up_front():
         RecipeSearchConfig(proposer="grid")
     with pytest.raises(ConditionError, match="rounds"):
         RecipeSearchConfig(rounds=0)
+
+
+def test_empty_budgets_are_answers_not_crashes():
+    targets = TargetSet.parse_many([["p in [0.9, 1.1]"]], TOL)
+    lib = baselines.random_library(Toy(), targets, 0, seed=0)
+    assert lib.oracle_calls == 0 and not lib.recipes["hit"].any() and lib.history == [(0, 0)]
+    with pytest.raises(ConditionError, match="initial = 0 is not ≥ 1 when no table"):
+        search_recipes(Toy(), targets, RecipeSearchConfig(initial=0))
+    zero = TargetSet.parse_many([["q=0"]], {"q": Tolerance("rel", 0.05)})  # a relative tolerance of 0 is 0 wide
+    assert np.isfinite(zero.violation(np.array([[0.5, 0.1]])[:, 1:])).all()
