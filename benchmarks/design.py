@@ -28,6 +28,7 @@ under ``--out`` (default ``bench_results``).
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
 import sys
 import time
@@ -207,7 +208,8 @@ def amortised(gm, dev_task: str, s: Settings, bo, seed: int) -> dict:
         targets = all_targets.subset(np.arange(size))
         oracle = CountingOracle(mod, seed=seed + 7 * size)
         t0 = time.perf_counter()
-        res = search_recipes(mod, targets, cfg, oracle=oracle, table=gm.table, generator=_copy(gm.generator), seed=seed)
+        res = search_recipes(mod, targets, cfg, oracle=oracle, table=gm.table, generator=copy.deepcopy(gm.generator),
+                             seed=seed)
         hits = int(res.recipes["hit"].sum())
         total = dev_calls + oracle.calls
         lib_hits = int((lib.recipes["hit"].to_numpy(bool)[:size] & (lib.recipes["calls_at_hit"].to_numpy(float)[:size]
@@ -224,12 +226,6 @@ def amortised(gm, dev_task: str, s: Settings, bo, seed: int) -> dict:
     breakeven = dev_calls / ((bo_per_hit - m) * h) if bo_per_hit > m and h > 0 else float("inf")
     return {"dev_task": dev_task, "task": s.amortised_task, "dev_calls": dev_calls, "rows": rows,
             "break_even_targets_vs_bo": breakeven, "rounds": s.amortised_rounds}
-
-
-def _copy(generator):
-    import copy
-
-    return copy.deepcopy(generator)
 
 
 # --------------------------------------------------------------------------- report

@@ -121,8 +121,6 @@ def bayes_opt(modality, targets: TargetSet, *, max_calls: int = 40, n_init: int 
     return BaselineResult(pd.DataFrame(rows_out), history, total)
 
 
-__all__ = ["BaselineResult", "bayes_opt", "compare_at_budget", "lookup", "random_library", "stored_benchmark",
-           "unit_cube"]
 
 
 STORED_BENCHMARK = Path(__file__).resolve().parents[1] / "data" / "design_benchmark.json"
@@ -154,3 +152,7 @@ def compare_at_budget(modality, targets: TargetSet, budget: int, *, task: str | 
                              "targets_hit": r["targets_hit"], "targets": r["targets"],
                              "source": f"stored benchmark {stored['timestamp']} (data/design_benchmark.json)"})
     return rows
+
+
+__all__ = ["BaselineResult", "bayes_opt", "compare_at_budget", "lookup", "random_library", "stored_benchmark",
+           "unit_cube"]

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from genmat.conditions import ConditionError
 from genmat.loop.screening import GPSurrogate
 from genmat.recipes import RecipeConfig, RecipeGenerator
 from genmat.tasks import TargetSet
@@ -92,8 +93,6 @@ class RecipeSearchConfig:
     recipe: RecipeConfig = field(default_factory=RecipeConfig)
 
     def __post_init__(self) -> None:
-        from genmat.conditions import ConditionError
-
         for name in ("initial", "proposals", "rounds", "train_steps", "finetune_steps", "batch_size", "refine"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < (1 if name in ("proposals", "rounds", "batch_size") else 0):
@@ -126,8 +125,6 @@ def search_recipes(modality, targets: TargetSet, config: RecipeSearchConfig = Re
     fields = list(targets.fields)
     start_calls, start_purpose = oracle.calls, Counter(oracle.by_purpose)
     if table is None and config.initial < 1:
-        from genmat.conditions import ConditionError
-
         raise ConditionError("initial", config.initial, "≥ 1 when no table (dataset) is given", "is not")
     row_products: dict[int, object] = {}  # table row → the sample it is, for rows this search simulated
     if table is None:
