@@ -49,10 +49,16 @@ __all__ = [
     "hashin_shtrikman_bounds",
     "youngs_modulus_bounds",
     "micrograph_properties",
+    "effective_stiffness",
+    "effective_conductivity",
+    "smooth_phase",
+    "differentiable_properties",
+    "SCHEMES",
 ]
 
 ArrayLike = Union[float, int, Tensor]
 SOLVERS = ("cg", "basic")
+SCHEMES = ("continuous", "rotated")
 
 
 @dataclass(frozen=True)
@@ -93,11 +99,20 @@ class _Fourier:
     shape: tuple[int, int]
 
 
-def _fourier(ny: int, nx: int, device: torch.device, dtype: torch.dtype) -> _Fourier:
+def _fourier(ny: int, nx: int, device: torch.device, dtype: torch.dtype, scheme: str = "continuous") -> _Fourier:
     fy = torch.fft.fftfreq(ny, d=1.0 / ny, device=device, dtype=dtype)  # integer frequencies
     fx = torch.fft.rfftfreq(nx, d=1.0 / nx, device=device, dtype=dtype)
     xi_y = (2 * math.pi / ny) * fy[:, None].expand(ny, fx.numel())
     xi_x = (2 * math.pi / nx) * fx[None, :].expand(ny, fx.numel())
+    if scheme == "rotated":
+        # Willot (2015): the derivative of the rotated (45°) finite-difference scheme,
+        # k_x = 2 sin(ξx/2) cos(ξy/2), k_y = 2 cos(ξx/2) sin(ξy/2) (up to a phase common to
+        # both components, which cancels in Γ̂⁰ and in |k·σ̂|). No Nyquist mode is
+        # ambiguous; the (π, π) checkerboard mode has k = 0 and, like the mean, is not
+        # a compatible fluctuation (Γ̂⁰ = 0 there).
+        xi_x, xi_y = 2 * torch.sin(xi_x / 2) * torch.cos(xi_y / 2), 2 * torch.cos(xi_x / 2) * torch.sin(xi_y / 2)
+        xi_x = torch.where(xi_x.abs() < 1e-12, torch.zeros_like(xi_x), xi_x)
+        xi_y = torch.where(xi_y.abs() < 1e-12, torch.zeros_like(xi_y), xi_y)
     xi_sq = xi_x**2 + xi_y**2
     norm = torch.sqrt(xi_sq)
     safe = torch.where(norm > 0, norm, torch.ones_like(norm))
@@ -105,6 +120,8 @@ def _fourier(ny: int, nx: int, device: torch.device, dtype: torch.dtype) -> _Fou
     nyq_y = (fy[:, None] == -(ny // 2)) if ny % 2 == 0 else torch.zeros(ny, 1, dtype=torch.bool, device=device)
     nyq_x = (fx[None, :] == nx // 2) if nx % 2 == 0 else torch.zeros(1, fx.numel(), dtype=torch.bool, device=device)
     ambiguous = (nyq_y & (xi_x != 0)) | (nyq_x & (xi_y != 0))
+    if scheme == "rotated":
+        ambiguous = torch.zeros_like(ambiguous)
     weight = torch.full((1, fx.numel()), 2.0, dtype=dtype, device=device)
     weight[0, 0] = 1.0
     if nx % 2 == 0:
@@ -219,7 +236,9 @@ def _check_phase(phase: Tensor) -> Tensor:
     return phase
 
 
-def _check_solver(solver: str, tol: float, max_iter: int) -> None:
+def _check_solver(solver: str, tol: float, max_iter: int, scheme: str = "continuous") -> None:
+    if scheme not in SCHEMES:
+        raise SimInputError("scheme", scheme, f"one of {SCHEMES}")
     if solver not in SOLVERS:
         raise SimInputError("solver", solver, f"one of {SOLVERS}")
     if not (isinstance(tol, (int, float)) and 0 < tol < 1):
@@ -238,6 +257,7 @@ def homogenise_elastic(
     tol: float = 1e-4,
     max_iter: int = 500,
     solver: str = "cg",
+    scheme: str = "continuous",
 ) -> ElasticResult:
     """Effective plane-strain stiffness of periodic two-phase micrographs.
 
@@ -245,10 +265,19 @@ def homogenise_elastic(
     computation runs in its dtype (float32 unless float64 is given) on its device.
     Three load cases, unit mean strains ε_xx, ε_yy and engineering γ_xy, are solved
     together; column j of the result is the mean stress of load case j.
+    ``scheme``: "continuous" (Moulinec–Suquet's Green operator) or "rotated" (Willot 2015;
+    accurate at high contrast and with a void phase, E = 0).
     Returns :class:`ElasticResult` with stiffness ``(B, 3, 3)`` in GPa.
     """
-    _check_solver(solver, tol, max_iter)
-    ph = _check_phase(phase)
+    _check_solver(solver, tol, max_iter, scheme)
+    problem, e_mean = _elastic_problem(_check_phase(phase), material, scheme)
+    strain, iters, err = _run(problem, e_mean, tol, max_iter, solver)
+    stress_mean = problem.law(strain).mean(dim=(-2, -1))  # (B, L, K)
+    return ElasticResult(stress_mean.transpose(1, 2).contiguous(), iters.max(dim=1).values, err.max(dim=1).values)
+
+
+def _elastic_problem(ph: Tensor, material: TwoPhaseMaterial, scheme: str) -> tuple[_Problem, Tensor]:
+    """The plane-strain problem on a checked (B, Ny, Nx) phase field and its three load cases."""
     b, (ny, nx), dt, dev = ph.shape[0], ph.shape[-2:], ph.dtype, ph.device
     (lam_a, mu_a), (lam_b, mu_b) = material.lame_A, material.lame_B
     lam = (lam_a + (lam_b - lam_a) * ph)[:, None, None]  # (B, 1, 1, Ny, Nx)
@@ -256,7 +285,7 @@ def homogenise_elastic(
     lam0, mu0 = (lam_a + lam_b) / 2, (mu_a + mu_b) / 2
     c_nn = (lam0 + mu0) / (mu0 * (lam0 + 2 * mu0))
     s0_tr = lam0 / (2 * (lam0 + mu0))  # C0⁻¹: ε = (σ − s0_tr tr σ I) / (2 μ0)
-    fo = _fourier(ny, nx, dev, dt)
+    fo = _fourier(ny, nx, dev, dt, scheme)
 
     def law(e: Tensor) -> Tensor:  # plane strain: σ = λ tr ε I + 2 μ ε
         tr = lam * (e[:, :, 0:1] + e[:, :, 1:2])
@@ -295,10 +324,7 @@ def homogenise_elastic(
     e_mean[:, 0, 0] = 1.0  # ε_xx = 1
     e_mean[:, 1, 1] = 1.0  # ε_yy = 1
     e_mean[:, 2, 2] = 0.5  # γ_xy = 2 ε_xy = 1
-    problem = _Problem(law, gamma, inner, equilibrium_error, (ny, nx))
-    strain, iters, err = _run(problem, e_mean, tol, max_iter, solver)
-    stress_mean = law(strain).mean(dim=(-2, -1))  # (B, L, K)
-    return ElasticResult(stress_mean.transpose(1, 2).contiguous(), iters.max(dim=1).values, err.max(dim=1).values)
+    return _Problem(law, gamma, inner, equilibrium_error, (ny, nx)), e_mean
 
 
 # ------------------------------------------------------------------ conductivity
@@ -312,23 +338,38 @@ def homogenise_conductivity(
     tol: float = 1e-4,
     max_iter: int = 500,
     solver: str = "cg",
+    scheme: str = "continuous",
 ) -> ConductivityResult:
     """Effective conductivity tensor of periodic two-phase micrographs.
 
     phase: ``(B, 1, Ny, Nx)`` or ``(B, Ny, Nx)`` indicator of phase B in [0, 1];
     k_A, k_B: phase conductivities (> 0, any unit; W/(m·K) by convention).
     Two load cases (unit mean gradient along x, along y); Γ̂⁰ = ξξ / (k0 |ξ|²) with
-    k0 = (k_A + k_B)/2. Returns :class:`ConductivityResult` with ``(B, 2, 2)``.
+    k0 = (k_A + k_B)/2; one of them may be 0 (a void phase, best with ``scheme="rotated"``).
+    Returns :class:`ConductivityResult` with ``(B, 2, 2)``.
     """
-    _check_solver(solver, tol, max_iter)
+    _check_solver(solver, tol, max_iter, scheme)
+    _check_conductivities(k_A, k_B)
+    problem, e_mean = _conductivity_problem(_check_phase(phase), k_A, k_B, scheme)
+    grad, iters, err = _run(problem, e_mean, tol, max_iter, solver)
+    flux_mean = problem.law(grad).mean(dim=(-2, -1))  # (B, L, K)
+    return ConductivityResult(flux_mean.transpose(1, 2).contiguous(), iters.max(dim=1).values, err.max(dim=1).values)
+
+
+def _check_conductivities(k_A: float, k_B: float) -> None:
     for name, v in (("k_A", k_A), ("k_B", k_B)):
-        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-            raise SimInputError(name, v, "a finite number > 0")
-    ph = _check_phase(phase)
+        if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+            raise SimInputError(name, v, "a finite number >= 0 (0: a void phase)")
+    if k_A == 0 and k_B == 0:
+        raise SimInputError("k_B", k_B, "a number > 0 when k_A = 0 (only one phase may be void)")
+
+
+def _conductivity_problem(ph: Tensor, k_A: float, k_B: float, scheme: str) -> tuple[_Problem, Tensor]:
+    """The scalar problem on a checked (B, Ny, Nx) phase field and its two load cases."""
     b, (ny, nx), dt, dev = ph.shape[0], ph.shape[-2:], ph.dtype, ph.device
     k = (k_A + (k_B - k_A) * ph)[:, None, None]
     k0 = (k_A + k_B) / 2
-    fo = _fourier(ny, nx, dev, dt)
+    fo = _fourier(ny, nx, dev, dt, scheme)
 
     def law(e: Tensor) -> Tensor:
         return k * e
@@ -349,10 +390,7 @@ def homogenise_conductivity(
         return torch.sqrt((fo.weight * div2).sum(dim=(-2, -1)) / torch.where(den > 0, den, torch.ones_like(den)))
 
     e_mean = torch.eye(2, dtype=dt, device=dev).reshape(1, 2, 2, 1, 1).repeat(b, 1, 1, 1, 1)
-    problem = _Problem(law, gamma, inner, equilibrium_error, (ny, nx))
-    grad, iters, err = _run(problem, e_mean, tol, max_iter, solver)
-    flux_mean = law(grad).mean(dim=(-2, -1))  # (B, L, K)
-    return ConductivityResult(flux_mean.transpose(1, 2).contiguous(), iters.max(dim=1).values, err.max(dim=1).values)
+    return _Problem(law, gamma, inner, equilibrium_error, (ny, nx)), e_mean
 
 
 # ---------------------------------------------------------- derived quantities
@@ -447,6 +485,145 @@ def youngs_modulus_bounds(
     return e_of(hs["K_lower"], hs["G_lower"]), e_of(hs["K_upper"], hs["G_upper"])
 
 
+# ------------------------------------------- differentiable effective tensors (adjoint)
+
+
+class _EnergyAdjoint(torch.autograd.Function):
+    """Effective tensor of a linear cell problem, differentiable in the phase field χ.
+
+    The effective tensor is the energy C*_kl = ⟨e_k : C(χ) : e_l⟩ of the local fields e_k
+    of load cases k, l (PHYSICS.md §8). Its adjoint problem is the cell problem itself,
+    with the load case k, so the adjoint field of C*_kl is e_k — already solved in the
+    forward pass. Hence, for an N-pixel grid,
+        ∂C*_kl / ∂χ(x) = e_k(x) : C′ : e_l(x) / N,   C′ = C_B − C_A (χ mixes linearly),
+    exact at convergence (the energy is stationary in the fields), with no extra solve.
+    """
+
+    @staticmethod
+    def forward(ctx, chi, build, bilinear, tol, max_iter):
+        with torch.no_grad():
+            problem, e_mean = build(chi.detach())
+            fields, iters, _ = _run(problem, e_mean, tol, max_iter, "cg")
+            tensor = problem.law(fields).mean(dim=(-2, -1)).transpose(1, 2).contiguous()
+        ctx.save_for_backward(fields)
+        ctx.bilinear = bilinear
+        ctx.mark_non_differentiable(iters)
+        return tensor, iters.max(dim=1).values
+
+    @staticmethod
+    def backward(ctx, grad_tensor, _grad_iters):
+        (fields,) = ctx.saved_tensors
+        n = fields.shape[-2] * fields.shape[-1]
+        return ctx.bilinear(grad_tensor, fields) / n, None, None, None, None
+
+
+def _check_differentiable(chi: Tensor, scheme: str, tol: float, max_iter: int) -> Tensor:
+    _check_solver("cg", tol, max_iter, scheme)
+    if not isinstance(chi, Tensor):
+        raise SimInputError("chi", type(chi).__name__, "a torch.Tensor of shape (B, 1, Ny, Nx) or (B, Ny, Nx)")
+    with torch.no_grad():
+        _check_phase(chi.detach())
+    return chi[:, 0] if chi.dim() == 4 else chi
+
+
+def effective_stiffness(
+    chi: Tensor,
+    material: TwoPhaseMaterial = TwoPhaseMaterial(),
+    *,
+    tol: float = 1e-5,
+    max_iter: int = 500,
+    scheme: str = "continuous",
+) -> tuple[Tensor, Tensor]:
+    """Plane-strain effective stiffness ``(B, 3, 3)`` (as :func:`homogenise_elastic`, CG
+    solver) that autograd differentiates with respect to the phase field ``chi`` by the
+    adjoint (see :class:`_EnergyAdjoint`); returns (stiffness, iterations ``(B,)``)."""
+    ch = _check_differentiable(chi, scheme, tol, max_iter)
+    (lam_a, mu_a), (lam_b, mu_b) = material.lame_A, material.lame_B
+    d_lam, d_mu = lam_b - lam_a, mu_b - mu_a
+
+    def bilinear(g: Tensor, e: Tensor) -> Tensor:  # Σ_kl g_kl e_k : C′ : e_l, fields (B, L, K, Ny, Nx)
+        tr = e[:, :, 0] + e[:, :, 1]
+        out = d_lam * torch.einsum("bkl,bkyx,blyx->byx", g, tr, tr)
+        for c, w in ((0, 1.0), (1, 1.0), (2, 2.0)):
+            out = out + 2 * d_mu * w * torch.einsum("bkl,bkyx,blyx->byx", g, e[:, :, c], e[:, :, c])
+        return out
+
+    return _EnergyAdjoint.apply(ch, lambda ph: _elastic_problem(ph, material, scheme), bilinear, tol, max_iter)
+
+
+def effective_conductivity(
+    chi: Tensor,
+    k_A: float,
+    k_B: float,
+    *,
+    tol: float = 1e-5,
+    max_iter: int = 500,
+    scheme: str = "continuous",
+) -> tuple[Tensor, Tensor]:
+    """Effective conductivity ``(B, 2, 2)`` (as :func:`homogenise_conductivity`, CG solver),
+    differentiable with respect to ``chi`` by the adjoint: ∂k*_kl/∂χ(x) = (k_B − k_A)
+    e_k(x)·e_l(x) / N. Returns (conductivity, iterations ``(B,)``)."""
+    ch = _check_differentiable(chi, scheme, tol, max_iter)
+    _check_conductivities(k_A, k_B)
+
+    def bilinear(g: Tensor, e: Tensor) -> Tensor:
+        return (k_B - k_A) * torch.einsum("bkl,bkcyx,blcyx->byx", g, e, e)
+
+    return _EnergyAdjoint.apply(ch, lambda ph: _conductivity_problem(ph, k_A, k_B, scheme), bilinear, tol, max_iter)
+
+
+def smooth_phase(c: Tensor, width: float = 0.1, threshold: float = 0.0) -> Tensor:
+    """A differentiable phase-B indicator χ = ½ (1 + tanh((c − threshold) / width)) of the
+    order parameter ``c`` (any shape). The oracle's sharp map is ``c > threshold``; the
+    two agree to 2 % where |c − threshold| > width and differ only at the interfaces."""
+    if not (isinstance(width, (int, float)) and width > 0):
+        raise SimInputError("width", width, "a number > 0")
+    return 0.5 * (1 + torch.tanh((c - threshold) / width))
+
+
+def differentiable_properties(
+    c: Tensor,
+    material: TwoPhaseMaterial = TwoPhaseMaterial(),
+    *,
+    width: float = 0.05,
+    tol: float = 1e-4,
+    max_iter: int = 200,
+    scheme: str = "continuous",
+) -> dict[str, Tensor]:
+    """The oracle's properties as a differentiable function of micrographs ``c``
+    ``(B, 1, N, N)`` or ``(B, N, N)``: volume_fraction, density_g_cm3, E_GPa, k_W_mK,
+    length_px, each ``(B,)``, and ``iterations`` (``(B,)``, elastic + thermal CG iterations,
+    not differentiable).
+
+    The phase field is :func:`smooth_phase` (``width``). E and k come from
+    :func:`effective_stiffness` / :func:`effective_conductivity` (adjoint gradients); φ, ρ
+    and the characteristic length (of c) are plain torch functions. A looser ``tol`` is the
+    cheap fidelity. Measured against the oracle (``micrograph_properties``) on 48 simulated
+    32² micrographs, width 0.05: E +0.59 % on average (largest 1.3 %), k +0.09 % (0.24 %),
+    ρ 0.01 % at tol 1e-4 (17 CG iterations per sample, elastic + thermal) and the same at
+    tol 1e-2 (8 iterations); width 0.02 halves the E bias (0.23 %) but only interface
+    pixels then carry a gradient (tests/sim/test_adjoint.py).
+    """
+    if not isinstance(c, Tensor) or c.dim() not in (3, 4) or (c.dim() == 4 and c.shape[1] != 1):
+        shape = tuple(c.shape) if isinstance(c, Tensor) else type(c).__name__
+        raise SimInputError("c", shape, "a tensor of shape (B, 1, N, N) or (B, N, N)")
+    c3 = c[:, 0] if c.dim() == 4 else c
+    chi = smooth_phase(c3, width)
+    phi = chi.mean(dim=(-2, -1))
+    stiff, it_el = effective_stiffness(chi, material, tol=tol, max_iter=max_iter, scheme=scheme)
+    cond, it_th = effective_conductivity(chi, material.k_A_W_mK, material.k_B_W_mK, tol=tol,
+                                         max_iter=max_iter, scheme=scheme)
+    e_x, e_y = youngs_moduli(stiff)
+    return {
+        "volume_fraction": phi,
+        "density_g_cm3": material.rho_A_g_cm3 + (material.rho_B_g_cm3 - material.rho_A_g_cm3) * phi,
+        "E_GPa": (e_x + e_y) / 2,
+        "k_W_mK": (cond[:, 0, 0] + cond[:, 1, 1]) / 2,
+        "length_px": characteristic_length(c3),
+        "iterations": it_el + it_th,
+    }
+
+
 # ------------------------------------------------------------------- the oracle
 
 
@@ -458,6 +635,7 @@ def micrograph_properties(
     tol: float = 1e-4,
     solver: str = "cg",
     max_iter: int = 500,
+    scheme: str = "continuous",
 ) -> dict[str, Tensor]:
     """Simulated properties of micrographs ``c``: ``(B, 1, N, N)`` or ``(B, N, N)``.
 
@@ -473,8 +651,9 @@ def micrograph_properties(
         c = c.to(torch.float32)
     ph = phase_map(c, threshold)
     phi = volume_fraction(ph)
-    el = homogenise_elastic(ph, material, tol=tol, max_iter=max_iter, solver=solver)
-    th = homogenise_conductivity(ph, material.k_A_W_mK, material.k_B_W_mK, tol=tol, max_iter=max_iter, solver=solver)
+    el = homogenise_elastic(ph, material, tol=tol, max_iter=max_iter, solver=solver, scheme=scheme)
+    th = homogenise_conductivity(ph, material.k_A_W_mK, material.k_B_W_mK, tol=tol, max_iter=max_iter,
+                                 solver=solver, scheme=scheme)
     e_x, e_y = youngs_moduli(el.stiffness)
     return {
         "volume_fraction": phi,

@@ -52,9 +52,9 @@ class SimInputError(ValueError):
         super().__init__(f"{field}={value!r} is invalid; allowed: {allowed}")
 
 
-def _check_positive(field: str, value: float) -> None:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-        raise SimInputError(field, value, "a finite number > 0")
+def _check_non_negative(field: str, value: float) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+        raise SimInputError(field, value, "a finite number >= 0 (0 for E and k: a void phase)")
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,8 @@ class TwoPhaseMaterial:
     """Isotropic two-phase material; A = matrix (c < 0), B = stiff phase (c > 0).
 
     Units: E in GPa, ρ in g/cm³, k in W/(m·K); ν dimensionless in (−1, 0.5).
+    A void phase (pores) has E = 0 and k = 0 (and ρ = 0); homogenise it with
+    ``scheme="rotated"``, on which the conjugate-gradient solver converges.
     """
 
     E_A_GPa: float = 70.0  # aluminium-like matrix
@@ -75,7 +77,10 @@ class TwoPhaseMaterial:
 
     def __post_init__(self) -> None:
         for name in ("E_A_GPa", "rho_A_g_cm3", "k_A_W_mK", "E_B_GPa", "rho_B_g_cm3", "k_B_W_mK"):
-            _check_positive(name, getattr(self, name))
+            _check_non_negative(name, getattr(self, name))
+        for a, b in (("E_A_GPa", "E_B_GPa"), ("k_A_W_mK", "k_B_W_mK")):
+            if getattr(self, a) == 0 and getattr(self, b) == 0:
+                raise SimInputError(b, 0.0, f"a number > 0 when {a} = 0 (only one phase may be void)")
         for name in ("nu_A", "nu_B"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and -1.0 < v < 0.5):

@@ -45,7 +45,8 @@ def test_volume_fraction_from_density_range():
 
 
 @pytest.mark.parametrize(
-    "kwargs, field", [({"nu_A": 0.5}, "nu_A"), ({"E_B_GPa": -1.0}, "E_B_GPa"), ({"rho_A_g_cm3": 0.0}, "rho_A_g_cm3")]
+    "kwargs, field", [({"nu_A": 0.5}, "nu_A"), ({"E_B_GPa": -1.0}, "E_B_GPa"), ({"rho_A_g_cm3": -0.1}, "rho_A_g_cm3"),
+     ({"E_A_GPa": 0.0, "E_B_GPa": 0.0}, "E_B_GPa"), ({"k_B_W_mK": float("nan")}, "k_B_W_mK")]
 )
 def test_material_validation_names_field(kwargs, field):
     with pytest.raises(ValueError, match=field):
