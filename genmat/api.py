@@ -51,6 +51,7 @@ def design(
     classifier_scale: float = 1.0,
     classifier_tau: float = 0.1,
     ood_flow: str | Path | None = None,
+    physics_guidance: float = 0.0,
 ):
     """Design candidates for one or more targets with a trained generator.
 
@@ -65,6 +66,10 @@ def design(
     ``ood_flow``: a normalizing-flow checkpoint (``genmat train --method normalizing_flow``)
     whose likelihood scores every candidate against the dataset (``flow_nll``,
     ``flow_pvalue`` in the report; needs ``dataset``).
+    ``physics_guidance``: scale of physics guidance (0 = off): each sampling step is steered
+    through the modality's differentiable physics model toward the targets
+    (docs/physics_guidance.md; 30 measured best on the spinodal tasks). Its evaluations are
+    ``metrics["physics_evaluations"]``.
     Returns a :class:`genmat.loop.DesignResult`.
     """
     from dataclasses import replace
@@ -94,7 +99,8 @@ def design(
         surrogate = fit_surrogate(store, mod, training)
     return _design(generator, mod, targets, n_candidates=n, n_simulate=n_simulate, surrogate=surrogate,
                    training_samples=training, training_ids=ids, sampler=sampler, seed=seed, regressor=reg,
-                   ood_flow=None if ood_flow is None else Generator.from_checkpoint(ood_flow))
+                   ood_flow=None if ood_flow is None else Generator.from_checkpoint(ood_flow),
+                   physics_guidance=physics_guidance)
 
 
 def simulate(processing: pd.DataFrame | Mapping[str, float] | Sequence[Mapping[str, float]], *,

@@ -253,6 +253,9 @@ def design(
     classifier_tau: float = typer.Option(0.1, min=1e-4, help="classifier-guidance width τ, normalised units"),
     ood_flow: Optional[Path] = typer.Option(None, help="normalizing-flow checkpoint: its likelihood scores candidates "
                                             "against --dataset (flow_nll, flow_pvalue in the report)"),
+    physics_guidance: float = typer.Option(0.0, min=0.0, help="physics-guidance scale: steer every sampling step "
+                                           "through the differentiable homogeniser toward the targets (0 = off; "
+                                           "30 measured best, docs/physics_guidance.md)"),
     modality: str = typer.Option("spinodal", help=MODALITY_HELP),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ):
@@ -274,7 +277,8 @@ def design(
             raise UsageError(f"{what} {path} does not exist")
     result = genmat.design(frame, checkpoint=checkpoint, n=n, n_simulate=n_simulate, dataset=dataset, seed=seed,
                            steps=steps, guidance=guidance, sampler=sampler, modality=modality, regressor=regressor,
-                           classifier_scale=classifier_scale, classifier_tau=classifier_tau, ood_flow=ood_flow)
+                           classifier_scale=classifier_scale, classifier_tau=classifier_tau, ood_flow=ood_flow,
+                           physics_guidance=physics_guidance)
     out.mkdir(parents=True, exist_ok=True)
     save_design(result, out)
     from genmat.modalities import get_modality
@@ -284,8 +288,11 @@ def design(
     fields = [f for f in mod.checked_fields if f"target_{f}" in result.designs]
     cols = ["target_id", "candidate", *(c for f in fields for c in (f"target_{f}", f"sim_{f}")), "hit", "reason"]
     typer.echo(result.designs[[c for c in cols if c in result.designs]].to_string(index=False))
+    guided = (f"; {int(result.metrics['physics_evaluations'])} physics-model evaluations (guidance)"
+              if result.metrics.get("physics_evaluations") else "")
     typer.echo(f"hit rate {result.metrics['hit_rate']:.0%} of targets, {result.metrics['candidate_hit_rate']:.0%} of "
-               f"candidates; report: {out / 'report.parquet'}")
+               f"candidates; {int(result.metrics['simulator_calls'])} simulator calls{guided}; "
+               f"report: {out / 'report.parquet'}")
 
 
 @app.command()

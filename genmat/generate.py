@@ -216,20 +216,30 @@ class Generator:
         batch_size: int = 256,
         progress: bool = False,
         regressor=None,
+        physics=None,
     ) -> torch.Tensor:
         """Samples (B, *sample_shape) for normalised conditions ``values``/``mask`` (B, F), on CPU.
         ``regressor``: a :class:`genmat.regressor.PropertyRegressor` for classifier guidance
-        (with ``sampler.classifier_scale`` > 0)."""
+        (with ``sampler.classifier_scale`` > 0). ``physics``: ``loss(x̂0, rows) -> (B,)``, the
+        differentiable physics misfit of the denoised estimates of samples ``rows`` (a slice of
+        the B), for physics guidance (with ``sampler.physics_scale`` > 0; diffusion only)."""
         sampler = sampler or self.config.sampler
+        guided = physics is not None and sampler.physics_scale > 0
+        if guided and not isinstance(self.method, DiffusionMethod):
+            raise ValueError(f"physics guidance needs a diffusion or flow-matching generator, "
+                             f"not method = {self.config.method!r}")
         gen = torch.Generator(device="cpu").manual_seed(seed)
         out = []
         for start in range(0, values.shape[0], batch_size):
             v = values[start : start + batch_size].to(self.device)
             m = mask[start : start + batch_size].to(self.device)
+            rows = slice(start, start + v.shape[0])
+            extra = {"physics": (lambda x0, rows=rows: physics(x0, rows))} if guided else {}
             autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda"
                         else contextlib.nullcontext())
             with autocast:
-                x = self.method.sample(self.model, v, m, sampler, gen, regressor=regressor, progress=progress)
+                x = self.method.sample(self.model, v, m, sampler, gen, regressor=regressor, progress=progress,
+                                       **extra)
             out.append(x.float().cpu())
         return torch.cat(out)
 

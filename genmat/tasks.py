@@ -207,6 +207,33 @@ class TargetSet:
     def hits(self, values: np.ndarray, target=None) -> np.ndarray:
         return self.violation(values, target) <= 0
 
+    def soft_loss(self, values, target: np.ndarray):
+        """A differentiable misfit (B,) of torch ``values`` (field → (B,) tensor) against
+        targets ``target`` (B,): ½ Σ_fields d², d in tolerance units — the distance to the
+        asked-for value of a point target, the distance outside the interval of a range or
+        bound (0 inside). The negative log-likelihood physics guidance descends."""
+        import torch
+
+        target = np.asarray(target)
+        total = None
+        for j, name in enumerate(self.fields):
+            asked = self.asked[target, j]
+            if not asked.any():
+                continue
+            y = values[name]
+            point = self.point[target, j]
+            lo = np.where(np.isfinite(point), point, self.lo[target, j])
+            hi = np.where(np.isfinite(point), point, self.hi[target, j])
+            lo, hi = np.where(asked, lo, -np.inf), np.where(asked, hi, np.inf)
+            scale = np.where(asked, self.scale[target, j], 1.0)
+            lo_t, hi_t, scale_t = (torch.as_tensor(a, dtype=y.dtype, device=y.device) for a in (lo, hi, scale))
+            d = (torch.relu(lo_t - y) + torch.relu(y - hi_t)) / scale_t
+            term = 0.5 * d.square()
+            total = term if total is None else total + term
+        if total is None:
+            raise ValueError("soft_loss: none of the targets asks for any field")
+        return total
+
     # ------------------------------------------------------------------ showing
     def describe(self, i: int) -> str:
         parts = []

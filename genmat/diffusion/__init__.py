@@ -3,7 +3,7 @@
 Everything here works on any ``spatial_dims``: tensors are ``(B, C, *spatial)``.
 """
 
-from genmat.diffusion.guidance import classifier_free, classifier_guided
+from genmat.diffusion.guidance import PhysicsGuidance, classifier_free, classifier_guided
 from genmat.diffusion.losses import DenoisingLoss
 from genmat.diffusion.paths import NoisePath
 from genmat.diffusion.precond import PREDICTIONS, Denoiser
@@ -15,6 +15,7 @@ __all__ = [
     "Denoiser",
     "DenoisingLoss",
     "NoisePath",
+    "PhysicsGuidance",
     "classifier_free",
     "classifier_guided",
     "sample",

@@ -7,7 +7,8 @@ t = 0 is data, t = 1 is (nearly) pure noise. Three paths, all pure functions of 
   T = 1000 steps (Ho et al. 2020; Song et al. 2021): ᾱ(t) = exp(−β0 t − ½ (β1 − β0) t²),
   β0 = 0.1, β1 = 20; α = √ᾱ, σ = √(1 − ᾱ).
 - ``vp_cosine``: ᾱ(t) = f(t)/f(0), f(t) = cos²(((t + s)/(1 + s)) π/2), s = 0.008
-  (Nichol & Dhariwal 2021), clipped so that ᾱ(1) > 0.
+  (Nichol & Dhariwal 2021), with α = √ᾱ mapped affinely onto [√m, 1], m = ``min_alpha_bar``,
+  so that ᾱ(1) = m > 0 and dα/dt is right (non-zero) up to t = 1.
 """
 
 from __future__ import annotations
@@ -48,8 +49,12 @@ class NoisePath:
             ab = torch.exp(-self.beta_min * t - 0.5 * (self.beta_max - self.beta_min) * t**2)
         elif self.kind == "vp_cosine":
             s = self.cosine_s
-            f = torch.cos((t + s) / (1 + s) * math.pi / 2) ** 2
-            ab = f / math.cos(s / (1 + s) * math.pi / 2) ** 2
+            # α = √ᾱ rescaled onto [√min_alpha_bar, 1] rather than ᾱ clipped: ᾱ(1) > 0 and dα/dt
+            # stays −(π/2) / (1 + s) / cos(…) ≠ 0 up to t = 1 (the clip made dα/dt = dσ/dt = 0 for
+            # t > 0.998; rescaling ᾱ instead would still give dα/dt = 0 at t = 1)
+            a_min = math.sqrt(self.min_alpha_bar)
+            a = torch.cos((t + s) / (1 + s) * math.pi / 2) / math.cos(s / (1 + s) * math.pi / 2)
+            ab = (a_min + (1 - a_min) * a) ** 2
         else:
             ab = (1 - t) ** 2
         return ab.clamp(min=self.min_alpha_bar if self.is_vp else 0.0, max=1.0)

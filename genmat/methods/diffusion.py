@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from genmat.diffusion import Denoiser, DenoisingLoss, NoisePath, classifier_free, classifier_guided, sample
+from genmat.diffusion import (Denoiser, DenoisingLoss, NoisePath, PhysicsGuidance, classifier_free, classifier_guided,
+                              sample)
 from genmat.methods.base import Method
 from genmat.methods.config import SamplerConfig
 from genmat.nn import UNet
@@ -21,20 +22,27 @@ class DiffusionMethod(Method):
         return DenoisingLoss(cond_dropout=self.config.cond_dropout, t_sampling=self.config.t_sampling,
                              cond_masks=self.config.cond_masks)
 
-    def sample(self, model, values, mask, sampler, gen, *, regressor=None, progress=False):
+    def sample(self, model, values, mask, sampler, gen, *, regressor=None, progress=False, physics=None):
         noise = torch.randn((values.shape[0], *self.sample_shape), generator=gen)
-        return self.integrate(model, noise, values, mask, sampler, gen, regressor=regressor, progress=progress)
+        return self.integrate(model, noise, values, mask, sampler, gen, regressor=regressor, progress=progress,
+                              physics=physics)
 
     @staticmethod
     def integrate(model: Denoiser, noise, values, mask, sampler: SamplerConfig, gen=None, *, regressor=None,
-                  progress: bool = False) -> torch.Tensor:
+                  progress: bool = False, physics=None) -> torch.Tensor:
         """From the given noise to samples with the sampler, classifier-free guidance and, with
-        a regressor and ``sampler.classifier_scale`` > 0, classifier guidance."""
+        a regressor and ``sampler.classifier_scale`` > 0, classifier guidance; with ``physics``
+        (``loss(x̂0) -> (B,)``, a differentiable physics misfit) and ``sampler.physics_scale`` > 0,
+        physics guidance (:class:`PhysicsGuidance`)."""
         device = next(model.parameters()).device
         values, mask = values.to(device), mask.to(device)
         predict = classifier_free(model, values, mask, sampler.guidance)
         if regressor is not None and sampler.classifier_scale > 0:
             grad = regressor.grad_log_likelihood(values, mask, sampler.classifier_tau)
             predict = classifier_guided(predict, model.path, grad, sampler.classifier_scale)
+        if physics is not None and sampler.physics_scale > 0:
+            predict = PhysicsGuidance(predict, model.path, physics, sampler.physics_scale,
+                                      t_max=sampler.physics_t_max, t_min=sampler.physics_t_min,
+                                      max_step=sampler.physics_max_step)
         return sample(predict, model.path, noise.to(device), steps=sampler.steps, method=sampler.method,
                       eta=sampler.eta, generator=gen if device.type == "cpu" else None, progress=progress)

@@ -46,6 +46,10 @@ class Modality(Protocol):
     def simulator_checks(self, samples: torch.Tensor, targets: pd.DataFrame) -> pd.DataFrame:
         """Oracle check of each sample against its target, with a boolean ``sim_pass``."""
 
+    def physics_model(self, fidelity: str = "cheap"):
+        """Optional: a differentiable ``samples -> {field: (B,) tensor}`` for physics guidance
+        ("cheap" or "full" fidelity), or None."""
+
     def screening_features(self, samples: torch.Tensor) -> np.ndarray | None:
         """Cheap features (n, d) from which a surrogate predicts the target properties
         (None: no screening, every plausible candidate goes to the simulator check)."""

@@ -140,3 +140,23 @@ def test_classifier_guidance_samples_the_exact_posterior():
         assert m.var().item() == pytest.approx(k * tau**2, rel=0.1), kind
         unguided = sample(classifier_guided(predict, path, grad_log_lik, 0.0), path, noise, steps=50, method="heun")
         assert unguided.mean(dim=(1, 2)).mean().abs().item() < 0.02
+
+
+def test_cosine_path_has_its_derivatives_up_to_t_1_and_heun_is_second_order():
+    """ᾱ(1) > 0 must not freeze the path: dα/dt ≠ 0 up to t = 1 (it matches a finite
+    difference in float64), and on the cosine path Euler is first order (doubling the steps
+    halves the error) and Heun second order (divides it by 4), against a fine Heun solution."""
+    path = NoisePath("vp_cosine")
+    t = torch.tensor([0.5, 0.999, 1.0], dtype=torch.float64)
+    d_alpha, d_sigma = path.derivatives(t)
+    h = 1e-7
+    fd = (path.alpha_bar(t).sqrt() - path.alpha_bar(t - h).sqrt()) / h
+    torch.testing.assert_close(d_alpha.double(), fd, rtol=1e-4, atol=0)
+    assert float(d_alpha[-1]) < -1.0 and float(d_sigma[-1]) > 0
+    assert float(path.alpha_bar(torch.tensor(1.0))) == pytest.approx(path.min_alpha_bar, rel=1e-6)
+    predict = exact_gaussian(path)
+    noise = torch.randn(2000, 1, 4, generator=torch.Generator().manual_seed(1))
+    ref = sample(predict, path, noise, steps=4000, method="heun")
+    for method, ratio in (("euler", 2.0), ("heun", 4.0)):
+        errs = [(sample(predict, path, noise, steps=n, method=method) - ref).abs().max().item() for n in (16, 32, 64)]
+        assert errs[0] / errs[1] == pytest.approx(ratio, rel=0.15) and errs[1] / errs[2] == pytest.approx(ratio, rel=0.15)
