@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export MPLBACKEND := Agg
 export PREFECT_LOGGING_LEVEL ?= WARNING
 
-.PHONY: install demo demo-xrd demo-raman test test-fast bench bench-design ui clean
+.PHONY: install demo demo-xrd demo-raman test test-fast bench bench-design bench-guidance ui clean
 
 $(BIN)/genmat: pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -39,6 +39,9 @@ bench: install  ## benchmarks: writes bench_results/ (JSON, Markdown, PNG); the 
 
 bench-design: install  ## the design benchmark: genmat against lookup, a random library and per-target BO (JSON, Markdown, PNG in bench_results/; ≈ 25 min on 2 cores)
 	$(BIN)/python -m benchmarks.design --out bench_results
+
+bench-guidance: install  ## physics guidance vs classifier-free guidance alone at one oracle call per target (bench_results/guidance.*; trains the demo generator first, ≈ 12 min on 2 cores)
+	$(BIN)/python -m benchmarks.guidance --out bench_results --seeds 0 1 2
 
 ui: install  ## the MLflow UI on the local SQLite store
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
