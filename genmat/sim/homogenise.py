@@ -120,7 +120,7 @@ def _fourier(ny: int, nx: int, device: torch.device, dtype: torch.dtype, scheme:
     nyq_y = (fy[:, None] == -(ny // 2)) if ny % 2 == 0 else torch.zeros(ny, 1, dtype=torch.bool, device=device)
     nyq_x = (fx[None, :] == nx // 2) if nx % 2 == 0 else torch.zeros(1, fx.numel(), dtype=torch.bool, device=device)
     ambiguous = (nyq_y & (xi_x != 0)) | (nyq_x & (xi_y != 0))
-    if scheme == "rotated":
+    if scheme == "rotated":  # k vanishes along the Nyquist lines up to rounding: never ambiguous
         ambiguous = torch.zeros_like(ambiguous)
     weight = torch.full((1, fx.numel()), 2.0, dtype=dtype, device=device)
     weight[0, 0] = 1.0
@@ -206,6 +206,13 @@ def _solve_cg(p: _Problem, e_mean: Tensor, tol: float, max_iter: int) -> tuple[T
     return e_mean + x, iters, err
 
 
+def _effective(p: _Problem, e_mean: Tensor, tol: float, max_iter: int, solver: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Solve the load cases; (effective tensor (B, K, L): column l the mean flux of load case l,
+    local fields (B, L, K, Ny, Nx), iterations (B, L), final error (B, L))."""
+    fields, iters, err = _run(p, e_mean, tol, max_iter, solver)
+    return p.law(fields).mean(dim=(-2, -1)).transpose(1, 2).contiguous(), fields, iters, err
+
+
 def _run(p: _Problem, e_mean: Tensor, tol: float, max_iter: int, solver: str) -> tuple[Tensor, Tensor, Tensor]:
     strain, iters, err = (_solve_cg if solver == "cg" else _solve_basic)(p, e_mean, tol, max_iter)
     if bool((err >= tol).any()):
@@ -271,9 +278,8 @@ def homogenise_elastic(
     """
     _check_solver(solver, tol, max_iter, scheme)
     problem, e_mean = _elastic_problem(_check_phase(phase), material, scheme)
-    strain, iters, err = _run(problem, e_mean, tol, max_iter, solver)
-    stress_mean = problem.law(strain).mean(dim=(-2, -1))  # (B, L, K)
-    return ElasticResult(stress_mean.transpose(1, 2).contiguous(), iters.max(dim=1).values, err.max(dim=1).values)
+    stiffness, _, iters, err = _effective(problem, e_mean, tol, max_iter, solver)
+    return ElasticResult(stiffness, iters.max(dim=1).values, err.max(dim=1).values)
 
 
 def _elastic_problem(ph: Tensor, material: TwoPhaseMaterial, scheme: str) -> tuple[_Problem, Tensor]:
@@ -351,9 +357,8 @@ def homogenise_conductivity(
     _check_solver(solver, tol, max_iter, scheme)
     _check_conductivities(k_A, k_B)
     problem, e_mean = _conductivity_problem(_check_phase(phase), k_A, k_B, scheme)
-    grad, iters, err = _run(problem, e_mean, tol, max_iter, solver)
-    flux_mean = problem.law(grad).mean(dim=(-2, -1))  # (B, L, K)
-    return ConductivityResult(flux_mean.transpose(1, 2).contiguous(), iters.max(dim=1).values, err.max(dim=1).values)
+    conductivity, _, iters, err = _effective(problem, e_mean, tol, max_iter, solver)
+    return ConductivityResult(conductivity, iters.max(dim=1).values, err.max(dim=1).values)
 
 
 def _check_conductivities(k_A: float, k_B: float) -> None:
@@ -503,8 +508,7 @@ class _EnergyAdjoint(torch.autograd.Function):
     def forward(ctx, chi, build, bilinear, tol, max_iter):
         with torch.no_grad():
             problem, e_mean = build(chi.detach())
-            fields, iters, _ = _run(problem, e_mean, tol, max_iter, "cg")
-            tensor = problem.law(fields).mean(dim=(-2, -1)).transpose(1, 2).contiguous()
+            tensor, fields, iters, _ = _effective(problem, e_mean, tol, max_iter, "cg")
         ctx.save_for_backward(fields)
         ctx.bilinear = bilinear
         ctx.mark_non_differentiable(iters)
