@@ -13,6 +13,11 @@ checks passed, the S2 error against simulations of the processing each target ca
 (validation only: not counted as design calls), novelty against the training set, physics
 evaluations (forward + adjoint of the cheap model, one per sample per sampling step) and
 seconds per design. Writes guidance.json, guidance.md and guidance_trajectory.png.
+
+Physics-penalised training ablation (``--penalties TERM=WEIGHT …``; ``--penalties`` with no
+terms skips it): the loop's last training step is redone from the same start, steps, seed
+and data, once on the data alone ("retrained") and once with the modality's physics
+penalties ("penalised"); both are compared unguided and at the largest guidance scale.
 """
 
 from __future__ import annotations
@@ -42,6 +47,34 @@ def ensure_model(workdir: Path, iterations: int, seed: int) -> tuple[Path, Path]
         log.info("training the demo's generator into %s (%d loop iterations)", workdir, iterations)
         ClosedLoop(LoopConfig(workdir=workdir, max_iterations=iterations, seed=seed)).run()
     return ckpt, workdir / "dataset"
+
+
+def ensure_ablation(workdir: Path, iterations: int, penalties: dict[str, float], seed: int) -> dict[str, Path]:
+    """The loop's last training step redone twice on the final dataset, from the same start
+    (the previous iteration's weights; from scratch when there is none), steps and seed:
+    once on the data alone ("retrained") and once with physics penalties ("penalised"), so
+    the two differ only in the loss. Cached in ``workdir/ablation``."""
+    from genmat.loop.closed_loop import LoopConfig
+    from genmat.loop.steps import TrainParams, train_step
+
+    loop = LoopConfig(workdir=workdir, max_iterations=iterations, seed=seed)
+    k = iterations - 1
+    start = loop.iteration_dir(k - 1) / "model.ckpt" if k else None
+    steps = loop.next_train_steps if k else loop.first_train_steps
+    out = {}
+    for name, weights in (("retrained", {}), ("penalised", penalties)):
+        ckpt = workdir / "ablation" / f"{name}-{_weights_tag(weights)}.ckpt"
+        if not ckpt.exists():
+            log.info("training the %s generator (%d steps, penalties %s) into %s", name, steps, weights, ckpt)
+            train_step(TrainParams(modality=loop.modality, dataset=loop.dataset, checkpoint=ckpt, warm_start=start,
+                                   generator=replace(loop.generator, penalties=weights),
+                                   train=replace(loop.train, steps=steps, seed=seed + k)), progress=False)
+        out[name] = ckpt
+    return out
+
+
+def _weights_tag(weights: dict[str, float]) -> str:
+    return "_".join(f"{k}{v:g}" for k, v in sorted(weights.items())) or "none"
 
 
 def task_modality(task):
@@ -130,15 +163,21 @@ def trajectory_figure(generator, modality, target: pd.DataFrame, scale: float, p
 
 
 def markdown(rows: list[dict]) -> str:
-    cols = ["task", "physics_scale", "hits", "targets", "oracle_calls", "physics_pass_rate", "s2_error",
-            "novelty_mean", "physics_evaluations", "physics_evaluations_per_hit", "E_mape", "seconds_per_design"]
+    """One line per (model, task, scale): hits summed over the sampling seeds, the rest averaged."""
+    cols = ["model", "task", "physics_scale", "seeds", "hits", "targets", "hit_rate", "oracle_calls",
+            "physics_pass_rate", "s2_error", "novelty_mean", "physics_evaluations_per_hit", "E_mape",
+            "seconds_per_design"]
+    frame = pd.DataFrame(rows)
+    table = frame.groupby(["model", "task", "physics_scale"], sort=False).agg(
+        seeds=("seed", "size"), hits=("hits", "sum"), targets=("targets", "sum"), oracle_calls=("oracle_calls", "sum"),
+        physics_pass_rate=("physics_pass_rate", "mean"), s2_error=("s2_error", "mean"),
+        novelty_mean=("novelty_mean", "mean"), physics_evaluations=("physics_evaluations", "sum"),
+        E_mape=("E_mape", "mean"), seconds_per_design=("seconds_per_design", "mean")).reset_index()
+    table["hit_rate"] = table["hits"] / table["targets"]
+    table["physics_evaluations_per_hit"] = table["physics_evaluations"] / table["hits"].where(table["hits"] > 0)
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for r in rows:
-        cells = []
-        for c in cols:
-            v = r[c]
-            cells.append(f"{v:.3g}" if isinstance(v, float) else str(v))
-        lines.append("| " + " | ".join(cells) + " |")
+    for _, r in table.iterrows():
+        lines.append("| " + " | ".join(f"{r[c]:.3g}" if isinstance(r[c], float) else str(r[c]) for c in cols) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -152,6 +191,9 @@ def main(argv=None) -> int:
     ap.add_argument("--max-step", type=float, default=0.2, help="cap on the RMS of one correction (0: none)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="sampling seeds")
     ap.add_argument("--targets", type=int, default=None, help="targets per task (default: the task's)")
+    ap.add_argument("--penalties", nargs="*", default=["fraction=3000", "s2=3000", "double_well=10000"],
+                    metavar="TERM=WEIGHT", help="physics-penalised training ablation: retrain the last iteration "
+                    "with and without these penalties (none given: no ablation)")
     ap.add_argument("--quick", action="store_true", help="8 targets, scales 0 and 1, one loop iteration")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -162,25 +204,35 @@ def main(argv=None) -> int:
     from genmat.modalities import get_task
 
     ckpt, dataset = ensure_model(args.workdir, args.iterations, seed=0)
-    generator = Generator.from_checkpoint(ckpt)
+    models = {"loop": ckpt}
+    penalties = {k: float(v) for k, _, v in (p.partition("=") for p in args.penalties)}
+    if penalties:
+        models.update(ensure_ablation(args.workdir, args.iterations, penalties, seed=0))
     store = DatasetStore.open(dataset)
     training, ids = torch.as_tensor(store.load()), store.table()["sample_id"].to_numpy()
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for name in TASKS:
-        task = get_task(name)
-        mod = task_modality(task)
-        tset = task.targets(mod, args.targets)
-        targets = pd.DataFrame(tset.point, columns=list(tset.fields))
-        for scale in args.scales:
-            for seed in args.seeds:
-                row = {"task": name, **run_arm(generator, mod, targets, tset.reference, training, ids,
-                                               scale=scale, t_min=args.t_min, max_step=args.max_step or None,
-                                               seed=seed)}
-                log.info("%s scale %g seed %d: %d/%d hits, physics pass %.2f", name, scale, seed, row["hits"],
-                         row["targets"], row["physics_pass_rate"])
-                rows.append(row)
-    (args.out / "guidance.json").write_text(json.dumps({"checkpoint": str(ckpt), "rows": rows}, indent=1))
+    for model_name, path in models.items():
+        generator = Generator.from_checkpoint(path)
+        for name in TASKS:
+            task = get_task(name)
+            mod = task_modality(task)
+            tset = task.targets(mod, args.targets)
+            targets = pd.DataFrame(tset.point, columns=list(tset.fields))
+            # the ablation models are compared unguided and at the largest scale
+            scales = args.scales if model_name == "loop" else sorted({args.scales[0], max(args.scales)})
+            for scale in scales:
+                for seed in args.seeds:
+                    row = {"model": model_name, "task": name,
+                           **run_arm(generator, mod, targets, tset.reference, training, ids, scale=scale,
+                                     t_min=args.t_min, max_step=args.max_step or None, seed=seed)}
+                    log.info("%s %s scale %g seed %d: %d/%d hits, physics pass %.2f", model_name, name, scale,
+                             seed, row["hits"], row["targets"], row["physics_pass_rate"])
+                    rows.append(row)
+    generator = Generator.from_checkpoint(ckpt)
+    (args.out / "guidance.json").write_text(json.dumps(
+        {"checkpoint": str(ckpt), "models": {k: str(v) for k, v in models.items()}, "penalties": penalties,
+         "rows": rows}, indent=1))
     (args.out / "guidance.md").write_text(markdown(rows))
     demo = get_task(TASKS[0])
     mod = task_modality(demo)

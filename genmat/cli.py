@@ -15,10 +15,13 @@ import math
 import os
 import signal
 import sys
+import traceback
 from pathlib import Path
 from typing import List, Optional
 
 import typer
+
+from genmat.errors import GenmatError, InputError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="genmat: materials inverse design — simulate, train, reflow, distill, design, recipes, tasks, validate, loop, serve.")
@@ -26,7 +29,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 log = logging.getLogger("genmat")
 
 
-class UsageError(ValueError):
+class UsageError(InputError):
     """Bad command-line input."""
 
 
@@ -104,7 +107,15 @@ def _existing_inputs(checkpoint: Path, dataset: Optional[Path], modality: str) -
 def _load_config(path: Optional[Path], **overrides):
     from genmat.loop import LoopConfig
 
-    data = json.loads(Path(path).read_text()) if path else {}
+    data = {}
+    if path:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise UsageError(f"--config {path} is not a JSON file of LoopConfig fields ({err})") from None
+        if not isinstance(data, dict):
+            raise UsageError(f"--config {path} holds a JSON {type(data).__name__}; expected an object of "
+                             "LoopConfig fields, e.g. {\"initial_samples\": 256}")
     data.update({k: v for k, v in overrides.items() if v is not None})
     return LoopConfig.model_validate(data)
 
@@ -128,11 +139,27 @@ def simulate(
     typer.echo(f"{out['added']} samples added; {dataset} now holds {out['total']}")
 
 
+def _weights(items: list[str], option: str) -> dict[str, float]:
+    """``["name=1.5", …]`` -> ``{"name": 1.5}``; anything else is a usage error naming the item."""
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise UsageError(f"{option} {item!r}: expected NAME=WEIGHT, e.g. {option} fraction=10")
+        if not (math.isfinite(out[name.strip()]) and out[name.strip()] >= 0):
+            raise UsageError(f"{option} {item!r}: the weight is outside the allowed range [0, ∞)")
+    return out
+
+
 @app.command()
 def train(
     dataset: Optional[Path] = typer.Option(None, help="dataset directory (default runs/MODALITY/dataset)"),
     checkpoint: Optional[Path] = typer.Option(None, help="checkpoint to write, resumed if present (default runs/MODALITY/model.ckpt)"),
-    steps: int = typer.Option(1500, min=1, help="optimiser steps"),
+    steps: int = typer.Option(1500, min=1, help="optimiser steps"),  # TrainConfig's defaults (tested)
     batch_size: int = typer.Option(64, min=1),
     lr: float = typer.Option(2e-3, min=0.0),
     warm_start: Optional[Path] = typer.Option(None, help="start from this checkpoint's weights"),
@@ -147,6 +174,8 @@ def train(
     sampler_steps: int = typer.Option(20, min=1, help="the checkpoint's default sampler steps"),
     regressor_out: Optional[Path] = typer.Option(None, help="also train a noise-aware property regressor "
                                                   "(classifier guidance, screening) and save it here"),
+    penalty: list[str] = typer.Option([], "--penalty", help="physics-penalised training (diffusion): TERM=WEIGHT, "
+                                      "repeatable; spinodal terms double_well, fraction, s2 (docs/physics_guidance.md)"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ):
     """Train the conditional generator (default: rectified flow on a U-Net) on a dataset."""
@@ -159,7 +188,8 @@ def train(
     from genmat.train import TrainConfig
 
     generator = replace(LoopConfig(modality=modality).generator, method=method, path=path,  # the modality's network
-                        prediction=prediction, sampler=SamplerConfig(steps=sampler_steps, method=sampler))
+                        prediction=prediction, sampler=SamplerConfig(steps=sampler_steps, method=sampler),
+                        penalties=_weights(penalty, "--penalty"))
     cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device)
     dataset = _dataset_path(dataset, modality)
     checkpoint = checkpoint or Path("runs") / modality / "model.ckpt"
@@ -240,7 +270,7 @@ def design(
     target: List[str] = typer.Option([], "--target", "-t", help="FIELD=VALUE, repeatable (e.g. -t E_GPa=180 -t density_g_cm3=2.95)"),
     targets: Optional[Path] = typer.Option(None, help="parquet/csv with one target per row (instead of --target)"),
     dataset: Optional[Path] = typer.Option(None, help="training dataset (novelty check and screening surrogate)"),
-    n: int = typer.Option(16, min=1, help="candidates per target"),
+    n: int = typer.Option(16, min=1, help="candidates per target"),  # DesignParams' defaults (tested)
     n_simulate: int = typer.Option(2, min=1, help="candidates per target sent to the simulator"),
     out: Path = typer.Option(Path("runs/design"), help="output directory for report, samples and pictures"),
     seed: int = typer.Option(0),
@@ -517,10 +547,9 @@ def _interrupted() -> None:
 
 
 def main() -> None:
-    """Console entry point: user errors become one line on stderr and exit code 2."""
-    from genmat.conditions import ConditionError
-    from genmat.data import DataIntegrityError
-
+    """Console entry point: user errors (genmat.errors.GenmatError, pydantic validation,
+    OS errors such as a missing folder or a full disk) become one line on stderr and exit
+    code 2; anything else is a bug: its traceback, a line asking for a report, exit 1."""
     from pydantic import ValidationError
 
     signal.signal(signal.SIGTERM, _on_sigterm)
@@ -536,7 +565,7 @@ def main() -> None:
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         typer.echo(f"genmat: error: {where} = {first.get('input')!r}: {first['msg']}{more}", err=True)
         sys.exit(2)
-    except (UsageError, ConditionError, DataIntegrityError, FileNotFoundError, ValueError) as exc:
+    except (GenmatError, OSError) as exc:  # what the user can fix: bad input, bad data, disk, a service
         msg = str(exc).strip().splitlines()
         typer.echo(f"genmat: error: {msg[0] if msg else type(exc).__name__}", err=True)
         sys.exit(2)
@@ -546,7 +575,10 @@ def main() -> None:
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # click/typer usage errors (exit code 2)
             exc.show()
             sys.exit(exc.exit_code)
-        raise
+        traceback.print_exc()  # anything else is a bug in genmat: keep the traceback, ask for a report
+        typer.echo(f"genmat: internal error ({type(exc).__name__}); this is a bug — please report it with the "
+                   "traceback above and the command you ran", err=True)
+        sys.exit(1)
 
 if __name__ == "__main__":
     main()

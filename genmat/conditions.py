@@ -6,7 +6,7 @@ of the name: ``temperature_K``, ``E_GPa``, ``density_g_cm3``). Any subset of the
 fields may be given. Networks see each field normalised to [-1, 1] by its range,
 plus a mask (1 = given, 0 = not given), so that every field can be dropped on its own.
 
-This module imports nothing of genmat.
+This module imports nothing of genmat but its error base (genmat.errors).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 import torch
+
+from genmat.errors import InputError
 
 KINDS = ("processing", "property", "composition")
 SCHEMA_FORMAT_VERSION = 1
@@ -47,11 +49,11 @@ def _fmt(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-class SchemaError(ValueError):
+class SchemaError(InputError):
     """The schema definition itself is invalid (a programming error in a modality)."""
 
 
-class ConditionError(ValueError):
+class ConditionError(InputError):
     """A condition a user gave is not allowed.
 
     Attributes: ``field`` (name), ``value`` (as given), ``allowed`` (human text such as
@@ -72,7 +74,7 @@ class ConditionError(ValueError):
     ) -> None:
         self.field, self.value, self.allowed = field, value, allowed
         self.problem, self.unit, self.row = problem, unit, row
-        super().__init__(self._message())
+        super().__init__(self._message(), field=field, value=value, allowed=allowed)
 
     def _message(self) -> str:
         where = f"row {self.row}: " if self.row is not None else ""

@@ -27,6 +27,7 @@ import torch
 from genmat.conditions import ConditionSchema
 from genmat.diffusion import DenoisingLoss
 from genmat.diffusion.losses import ConsistencyDistillationLoss
+from genmat.errors import InputError
 from genmat.methods import (
     METHOD_NAMES,
     DiffusionMethod,
@@ -104,8 +105,14 @@ class Generator:
         warm_start: str | Path | None = None,
         callbacks=(),
         progress: bool = True,
+        penalty=None,
     ) -> TrainResult:
-        """Train on (x (N, C, *S), values (N, F), mask (N, F)); keeps the EMA weights."""
+        """Train on (x (N, C, *S), values (N, F), mask (N, F)); keeps the EMA weights.
+        ``penalty``: the modality's ``physics_penalty``, needed when ``config.penalties``
+        names weights (physics-penalised training) and ignored otherwise."""
+        if self.config.penalties and penalty is None:
+            raise InputError(f"generator penalties {self.config.penalties} need the modality's physics_penalty "
+                             "(Generator.fit(..., penalty=modality.physics_penalty))")
         ema, result = self.method.fit(
             self.model,
             data,
@@ -115,6 +122,7 @@ class Generator:
             warm_start=warm_start,
             callbacks=callbacks,
             progress=progress,
+            **({"penalty": penalty} if self.config.penalties else {}),  # diffusion only (config-checked)
         )
         self.model, self.step = ema, result.step
         self.diagnostics = self.method.diagnostics(self.model, data)
@@ -137,7 +145,7 @@ class Generator:
         interpolation x_t = (1 − t) x̂ + t ε. The new model's paths are straighter, so few
         steps suffice. Continues from the current weights; returns the TrainResult."""
         if self.config.method != "diffusion" or self.config.path != "rectified_flow":
-            raise ValueError(f"reflow needs a rectified-flow diffusion generator, not method = "
+            raise InputError(f"reflow needs a rectified-flow diffusion generator, not method = "
                              f"{self.config.method!r}, path = {self.config.path!r}")
         _, values, mask = data[:3]
         gen = torch.Generator(device="cpu").manual_seed(seed)
@@ -172,7 +180,7 @@ class Generator:
         their end, so it samples in 1–4 steps (``SamplerConfig(method="consistency")``;
         ``sampler_steps`` is the student's default). Returns (student, TrainResult)."""
         if self.config.method != "diffusion":
-            raise ValueError(f"distillation needs a diffusion teacher, not method = {self.config.method!r}")
+            raise InputError(f"distillation needs a diffusion teacher, not method = {self.config.method!r}")
         w = self.config.sampler.guidance if guidance is None else guidance
         student_cfg = replace(self.config, sampler=SamplerConfig(steps=sampler_steps, method="consistency"))
         student = Generator(student_cfg, self.schema, self.sample_shape, device=self.device)
@@ -194,7 +202,7 @@ class Generator:
 
         vae = {"vae": lambda m: m, "latent_diffusion": lambda m: m.vae}.get(self.config.method)
         if vae is None:
-            raise ValueError(f"latent interpolation needs a VAE-based generator, not method = {self.config.method!r}")
+            raise InputError(f"latent interpolation needs a VAE-based generator, not method = {self.config.method!r}")
         if condition is None:
             values = mask = torch.zeros(1, len(self.schema))
         else:
@@ -226,8 +234,12 @@ class Generator:
         sampler = sampler or self.config.sampler
         guided = physics is not None and sampler.physics_scale > 0
         if guided and not isinstance(self.method, DiffusionMethod):
-            raise ValueError(f"physics guidance needs a diffusion or flow-matching generator, "
+            raise InputError(f"physics guidance needs a diffusion or flow-matching generator, "
                              f"not method = {self.config.method!r}")
+        if regressor is not None and sampler.classifier_scale > 0 and not isinstance(self.method, DiffusionMethod):
+            raise InputError(f"classifier guidance (classifier_scale = {sampler.classifier_scale:g}) needs a diffusion "
+                             f"or flow-matching generator in data space, not method = {self.config.method!r}; "
+                             "set classifier_scale 0 or use method 'diffusion'")
         gen = torch.Generator(device="cpu").manual_seed(seed)
         out = []
         for start in range(0, values.shape[0], batch_size):
@@ -248,7 +260,7 @@ class Generator:
                     regressor=None):
         """Diffusion: integrate from the given ``noise`` (B, *sample_shape) to samples (on CPU)."""
         if not isinstance(self.method, DiffusionMethod):
-            raise ValueError(f"sample_from needs a diffusion generator, not method = {self.config.method!r}")
+            raise InputError(f"sample_from needs a diffusion generator, not method = {self.config.method!r}")
         return DiffusionMethod.integrate(self.model, noise, values, mask, sampler, gen, regressor=regressor,
                                          progress=progress).float().cpu()
 

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from genmat.conditions import UNSET, ConditionError
+from genmat.errors import InputError
 
 INF = math.inf
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf)"
@@ -231,7 +232,7 @@ class TargetSet:
             term = 0.5 * d.square()
             total = term if total is None else total + term
         if total is None:
-            raise ValueError("soft_loss: none of the targets asks for any field")
+            raise InputError("soft_loss: none of the targets asks for any field")
         return total
 
     # ------------------------------------------------------------------ showing

@@ -22,6 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from genmat.atomic import atomic_write
+from genmat.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ CHECKPOINT_FORMAT = 1
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 2000  # optimiser steps in this call (added to any resumed/warm-started step count)
+    steps: int = 1500  # optimiser steps in this call (added to any resumed/warm-started step count)
     batch_size: int = 64
     lr: float = 2e-3  # peak AdamW learning rate, after a linear warm-up
     warmup_steps: int = 100
@@ -46,11 +47,11 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "log_every", "checkpoint_every"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} = {getattr(self, name)} is outside the allowed range [1, ∞)")
+                raise InputError(f"{name} = {getattr(self, name)} is outside the allowed range [1, ∞)")
         if not 0 <= self.ema_decay < 1:
-            raise ValueError(f"ema_decay = {self.ema_decay} is outside the allowed range [0, 1)")
+            raise InputError(f"ema_decay = {self.ema_decay} is outside the allowed range [0, 1)")
         if self.lr <= 0:
-            raise ValueError(f"lr = {self.lr} is outside the allowed range (0, ∞)")
+            raise InputError(f"lr = {self.lr} is outside the allowed range (0, ∞)")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -83,10 +84,10 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # truncated, corrupt or not a checkpoint at all
-        raise ValueError(f"{path} is not a readable genmat checkpoint ({type(exc).__name__}: {exc})") from None
+        raise InputError(f"{path} is not a readable genmat checkpoint ({type(exc).__name__}: {exc})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         got = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise ValueError(f"{path}: checkpoint format {got!r} is not supported (expected {CHECKPOINT_FORMAT})")
+        raise InputError(f"{path}: checkpoint format {got!r} is not supported (expected {CHECKPOINT_FORMAT})")
     return ckpt
 
 
@@ -125,9 +126,9 @@ def train(
     device = resolve_device(config.device)
     n = int(data[0].shape[0])
     if n == 0:
-        raise ValueError("training data is empty: simulate a dataset first")
+        raise InputError("training data is empty: simulate a dataset first")
     if any(int(d.shape[0]) != n for d in data):
-        raise ValueError(f"training tensors have different lengths: {[int(d.shape[0]) for d in data]}")
+        raise InputError(f"training tensors have different lengths: {[int(d.shape[0]) for d in data]}")
     model = model.to(device)
     ckpt_path = Path(checkpoint_path) if checkpoint_path else None
     start, base_step, losses = 0, 0, []

@@ -30,6 +30,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from genmat.errors import InputError, ServiceError
+
 __all__ = ["PrefectServerError", "local_prefect_server", "serve_flow"]
 
 _log = logging.getLogger(__name__)
@@ -42,7 +44,7 @@ STOP_TIMEOUT_S = 15.0
 _LOG_TAIL_LINES = 40
 
 
-class PrefectServerError(RuntimeError):
+class PrefectServerError(ServiceError):
     """The local Prefect server could not be started (port taken, crash, startup timeout)."""
 
 
@@ -242,9 +244,9 @@ def serve_flow(
         PrefectServerError: the local server could not be started.
     """
     if interval_s is not None and not interval_s > 0:
-        raise ValueError(f"interval_s must be > 0 seconds, got {interval_s}")
+        raise InputError(f"interval_s must be > 0 seconds, got {interval_s}")
     if limit is not None and limit < 1:
-        raise ValueError(f"limit must be >= 1, got {limit}")
+        raise InputError(f"limit must be >= 1, got {limit}")
     # Until Prefect's runner installs its own handler, SIGTERM unwinds (and stops the server).
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_system_exit) if in_main_thread else None

@@ -13,6 +13,32 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+def pytest_collection_modifyitems(config, items):
+    """``GENMAT_TEST_ORDER=reverse`` or ``shuffle:SEED`` runs the suite in another order
+    (modules reordered, then the tests inside each module, so module fixtures are built
+    once): every test must pass whatever ran before it (``make test-shuffled``)."""
+    import random
+
+    order = os.environ.get("GENMAT_TEST_ORDER", "")
+    if not order:
+        return
+    modules: dict[str, list] = {}
+    for item in items:
+        modules.setdefault(item.nodeid.split("::")[0], []).append(item)
+    groups = list(modules.values())
+    if order == "reverse":
+        groups = [g[::-1] for g in groups[::-1]]
+    elif order.startswith("shuffle:"):
+        rng = random.Random(int(order.partition(":")[2]))
+        rng.shuffle(groups)
+        for g in groups:
+            rng.shuffle(g)
+    else:
+        raise pytest.UsageError(f"GENMAT_TEST_ORDER = {order!r}; allowed: reverse or shuffle:SEED")
+    items[:] = [item for g in groups for item in g]
+    print(f"\ntest order: {order}")
+
+
 @pytest.fixture(autouse=True)
 def _seeded():
     """Every test starts from the same global random state, whatever ran before it

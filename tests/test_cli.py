@@ -98,6 +98,9 @@ def test_train_without_dataset_says_what_to_do(tmp_path):
     ("--path", "vp_quadratic", "rectified_flow, vp_linear, vp_cosine"),
     ("--prediction", "score", "eps, x0, v, velocity"),
     ("--sampler", "ddpmpp", "euler, heun, ddim, ddpm, dpmpp_2m, consistency"),
+    ("--penalty", "fraction", "NAME=WEIGHT"),
+    ("--penalty", "fraction=-1", "[0, ∞)"),
+    ("--penalty", "s2=nan", "[0, ∞)"),
 ])
 def test_train_rejects_an_unknown_family_path_prediction_or_sampler(tmp_path, option, value, allowed):
     out = genmat("train", option, value, cwd=tmp_path)
@@ -217,3 +220,43 @@ def test_a_service_that_is_down_is_one_line_within_seconds(tmp_path, monkeypatch
     _one_line_error(out, f"127.0.0.1:{port}", "unreachable", *needles)
     assert time.monotonic() - t0 < 60  # not minutes of retries
     assert not (tmp_path / "w").exists()
+
+
+def test_a_bug_keeps_its_traceback_and_exits_1_asking_for_a_report(monkeypatch, capsys):
+    """Only genmat's own errors (and validation/OS errors) are one line and exit 2: anything
+    else is a bug, and hiding its traceback would hide where it is."""
+    import sys
+
+    from genmat import cli
+
+    def boom(verbose):
+        raise KeyError("an internal slip")
+
+    monkeypatch.setattr(cli, "_setup", boom)
+    monkeypatch.setattr(sys, "argv", ["genmat", "tasks"])
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    err = capsys.readouterr().err
+    assert exit_.value.code == 1
+    assert "Traceback" in err and "an internal slip" in err and "this is a bug" in err
+
+
+def test_the_cli_defaults_are_the_configuration_defaults():
+    """One set of defaults: an option the CLI shares with a configuration class has the
+    class's default (the CLI keeps literals so that `--help` does not import torch)."""
+    import inspect
+
+    from genmat import cli
+    from genmat.generate import SamplerConfig
+    from genmat.loop.steps import DesignParams
+    from genmat.train import TrainConfig
+
+    def default(command, name):
+        return inspect.signature(command).parameters[name].default.default
+
+    train, sampler, design = TrainConfig(), SamplerConfig(), DesignParams.model_fields
+    assert (default(cli.train, "steps"), default(cli.train, "batch_size"), default(cli.train, "lr")) == (
+        train.steps, train.batch_size, train.lr)
+    assert (default(cli.train, "sampler"), default(cli.train, "sampler_steps")) == (sampler.method, sampler.steps)
+    assert (default(cli.design, "n"), default(cli.design, "n_simulate")) == (
+        design["n_candidates"].default, design["n_simulate"].default)

@@ -2,7 +2,7 @@
 
 Layout of a dataset directory::
 
-    manifest.json            the commit point: schema, sample shape, shards + sha256
+    manifest.json            the commit point: schema, sample shape, shards + sha256, table digest
     shards/shard-00000.npy   float32 (n, *sample_shape), np.save, no pickle
     table.parquet            one row per sample: ids, conditions, extras, provenance
 
@@ -39,6 +39,7 @@ import pandas as pd
 import torch
 
 from genmat.conditions import ConditionSchema
+from genmat.errors import InputError, IntegrityError
 
 log = logging.getLogger(__name__)
 
@@ -57,18 +58,18 @@ _SHARD_RE = re.compile(r"^shard-(\d{5,})\.npy$")
 _VERIFIED: set[tuple[str, str, int, int]] = set()
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError):
     """Bad input to the store, or a dataset that does not match what was asked.
 
     Attributes ``field``, ``value`` and ``allowed`` (human text) name the problem.
     """
 
     def __init__(self, field: str, value: Any, allowed: str, problem: str = "is not allowed; expected") -> None:
-        self.field, self.value, self.allowed = field, value, allowed
-        super().__init__(" ".join(f"{field} = {value} {problem} {allowed}".split()))
+        super().__init__(" ".join(f"{field} = {value} {problem} {allowed}".split()), field=field, value=value,
+                         allowed=allowed)
 
 
-class DataIntegrityError(RuntimeError):
+class DataIntegrityError(IntegrityError):
     """A committed file is missing or its content does not match the manifest."""
 
     def __init__(self, file: str | Path, detail: str) -> None:
@@ -356,8 +357,9 @@ class DatasetStore:
         table = new if old.empty else pd.concat([old.reindex(columns=new.columns), new], ignore_index=True)
         _atomic_write(self.path / TABLE, lambda fh: table.to_parquet(fh, index=False))
 
-        # 3. manifest: the commit
+        # 3. manifest: the commit (with the digest of the committed table: edited labels are refused)
         manifest = dict(manifest)
+        manifest["table_sha256"] = _table_digest(table)
         manifest["extra_columns"] = extras
         manifest["shards"] = [
             *manifest["shards"],
@@ -457,6 +459,9 @@ class DatasetStore:
             raise DataIntegrityError(
                 file, f"holds {len(table)} committed rows, {MANIFEST} lists {manifest['n_samples']} samples"
             )
+        if "table_sha256" in manifest and _table_digest(table) != manifest["table_sha256"]:
+            raise DataIntegrityError(file, f"committed rows do not match the table_sha256 of {MANIFEST} "
+                                           "(labels edited or corrupted)")
         return table
 
     def _empty_table(self, manifest: dict) -> pd.DataFrame:
@@ -571,6 +576,21 @@ def _leftover(p: Path) -> bool:
     if p.name == SHARDS and p.is_dir():
         return any(not (q.name.startswith(".") and q.name.endswith(".tmp")) for q in p.iterdir())
     return not (p.name.startswith(".") and p.name.endswith(".tmp"))
+
+
+def _table_digest(table: pd.DataFrame) -> str:
+    """sha256 of a table's content, independent of how Parquet stored it: per column its
+    name, then float64 bytes (one canonical NaN) for numbers or the text of each cell."""
+    h = hashlib.sha256()
+    for col in table.columns:
+        h.update(f"\x1e{col}\x1f".encode())
+        s = table[col]
+        if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+            x = s.to_numpy(dtype=np.float64, na_value=np.nan)
+            h.update(np.where(np.isnan(x), np.nan, x).astype("<f8").tobytes())
+        else:
+            h.update("\x1f".join(map(str, s.tolist())).encode())
+    return h.hexdigest()
 
 
 def _manifest_bytes(manifest: dict) -> bytes:

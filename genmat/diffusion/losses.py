@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
 
 import torch
 
 from genmat.diffusion.guidance import classifier_free
 from genmat.diffusion.paths import NoisePath, append_dims
 from genmat.diffusion.precond import Denoiser
+from genmat.errors import InputError
 from genmat.nn.embeddings import drop_fields  # per-field condition dropout, shared with the VAE
 
 T_SAMPLING = ("uniform", "logit_normal")
@@ -22,18 +24,32 @@ class DenoisingLoss:
 
     ``cond_dropout``: per-field drop probability. ``t_sampling``: "uniform" on
     [t_min, 1] or "logit_normal" (Esser et al. 2024, sigmoid of N(0, 1)).
+
+    Physics penalties (optional): ``penalty(x̂0, x0, values, mask) -> {term: (B,)}`` scores
+    the denoised estimate x̂0 of each noisy sample against physics the data obey (a
+    modality's ``physics_penalty``; ``values``/``mask`` are the sample's own, before
+    dropout). The loss adds Σ_term w_term · mean_B(term · [t ≤ penalty_t_max]) for the
+    terms named in ``penalty_weights``: at large t, x̂0 is a blurred posterior mean whose
+    statistics legitimately differ from any one sample's, so only the low-noise end is
+    penalised.
     """
 
     cond_dropout: float = 0.1
     t_sampling: str = "uniform"
     t_min: float = 1e-3
     cond_masks: str = "independent"  # how fields are hidden (genmat.nn.embeddings.drop_fields)
+    penalty: Callable | None = None
+    penalty_weights: Mapping[str, float] = field(default_factory=dict)
+    penalty_t_max: float = 0.3
 
     def __post_init__(self) -> None:
         if self.t_sampling not in T_SAMPLING:
-            raise ValueError(f"t_sampling = {self.t_sampling!r}; allowed: {', '.join(T_SAMPLING)}")
+            raise InputError(f"t_sampling = {self.t_sampling!r}; allowed: {', '.join(T_SAMPLING)}")
         if not 0 <= self.cond_dropout < 1:
-            raise ValueError(f"cond_dropout = {self.cond_dropout} is outside the allowed range [0, 1)")
+            raise InputError(f"cond_dropout = {self.cond_dropout} is outside the allowed range [0, 1)")
+        if self.penalty_weights and self.penalty is None:
+            raise InputError(f"penalty weights {dict(self.penalty_weights)} were given without a penalty function "
+                             "(the modality's physics_penalty)")
 
     def sample_t(self, n: int, device, generator=None) -> torch.Tensor:
         if self.t_sampling == "logit_normal":
@@ -45,14 +61,25 @@ class DenoisingLoss:
     def __call__(self, model: Denoiser, batch, generator: torch.Generator | None = None) -> torch.Tensor:
         """``batch`` = (x0, values, mask) or (x0, values, mask, ε): a fourth tensor pairs each
         sample with its own noise (reflow: the coupling a trained flow induces)."""
-        x0, values, mask, *paired = batch
+        x0, values, data_mask, *paired = batch
         t = self.sample_t(x0.shape[0], x0.device, generator)
         eps = paired[0] if paired else torch.randn(x0.shape, device=x0.device, generator=generator)
         alpha, sigma = (append_dims(v, x0.dim()) for v in model.path.alpha_sigma(t))
         x_t = alpha * x0 + sigma * eps
-        mask = drop_fields(mask, self.cond_dropout, generator, self.cond_masks)
+        mask = drop_fields(data_mask, self.cond_dropout, generator, self.cond_masks)
         out = model(x_t, t, values * mask, mask)
-        return (out - model.target(x0, eps, t)).square().mean()
+        loss = (out - model.target(x0, eps, t)).square().mean()
+        if self.penalty_weights:
+            x0_hat = model.to_x0_eps(out, x_t, t)[0]
+            terms = self.penalty(x0_hat, x0, values, data_mask)
+            unknown = sorted(set(self.penalty_weights) - set(terms))
+            if unknown:
+                raise InputError(f"penalty terms {unknown} are not offered; allowed: {', '.join(sorted(terms))}")
+            window = (t <= self.penalty_t_max).to(loss.dtype)
+            for name, weight in self.penalty_weights.items():
+                if weight:
+                    loss = loss + weight * (terms[name] * window).mean()
+        return loss
 
 
 @dataclass(frozen=True)

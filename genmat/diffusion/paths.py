@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
+from genmat.errors import InputError
+
 KINDS = ("rectified_flow", "vp_linear", "vp_cosine")
 
 
@@ -36,7 +38,7 @@ class NoisePath:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise ValueError(f"noise path kind = {self.kind!r}; allowed: {', '.join(KINDS)}")
+            raise InputError(f"noise path kind = {self.kind!r}; allowed: {', '.join(KINDS)}")
 
     @property
     def is_vp(self) -> bool:

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from genmat.diffusion.paths import NoisePath, append_dims
+from genmat.errors import InputError
 
 PREDICTIONS = ("eps", "x0", "v", "velocity")
 
@@ -34,7 +35,7 @@ class Denoiser(nn.Module):
     ) -> None:
         super().__init__()
         if prediction not in PREDICTIONS:
-            raise ValueError(f"prediction = {prediction!r}; allowed: {', '.join(PREDICTIONS)}")
+            raise InputError(f"prediction = {prediction!r}; allowed: {', '.join(PREDICTIONS)}")
         self.net, self.path, self.prediction, self.sigma_data = net, path, prediction, sigma_data
 
     def coefficients(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -13,6 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from genmat.diffusion.paths import NoisePath, append_dims
+from genmat.errors import InputError
 
 Predictor = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 SAMPLERS = ("euler", "heun", "ddim", "ddpm", "dpmpp_2m", "consistency")
@@ -22,14 +23,14 @@ def network_evaluations(method: str, steps: int) -> int:
     """Network evaluations of one ``sample(method=..., steps=...)`` call (one guidance branch):
     Heun's last step is Euler (2·steps − 1), every other sampler evaluates once per step."""
     if method not in SAMPLERS:
-        raise ValueError(f"sampler method = {method!r}; allowed: {', '.join(SAMPLERS)}")
+        raise InputError(f"sampler method = {method!r}; allowed: {', '.join(SAMPLERS)}")
     return 2 * steps - 1 if method == "heun" else steps
 
 
 def time_grid(steps: int, t_max: float = 1.0, t_min: float = 0.0, device=None) -> torch.Tensor:
     """Uniform grid of steps + 1 times from t_max down to t_min."""
     if steps < 1:
-        raise ValueError(f"steps = {steps} is outside the allowed range [1, ∞)")
+        raise InputError(f"steps = {steps} is outside the allowed range [1, ∞)")
     return torch.linspace(t_max, t_min, steps + 1, device=device)
 
 
@@ -102,7 +103,7 @@ def log_snr_grid(path: NoisePath, steps: int, t_max: float = 1.0, lam_range: tup
     DPM-Solver is derived for): t_max, then steps − 1 times with λ evenly spaced from
     max(λ(t_max), lam_range[0]) to lam_range[1], then 0."""
     if steps < 1:
-        raise ValueError(f"steps = {steps} is outside the allowed range [1, ∞)")
+        raise InputError(f"steps = {steps} is outside the allowed range [1, ∞)")
     table_t = torch.linspace(t_max, 0.0, 20001, dtype=torch.float64)[1:-1]
     a, s = path.alpha_sigma(table_t)
     table_lam = (a.log() - s.log())  # increasing as t decreases
@@ -180,7 +181,7 @@ def sample(
     The result at t = 0 is the final x̂0, so ε-prediction ends on a denoised sample.
     """
     if method not in SAMPLERS:
-        raise ValueError(f"sampler method = {method!r}; allowed: {', '.join(SAMPLERS)}")
+        raise InputError(f"sampler method = {method!r}; allowed: {', '.join(SAMPLERS)}")
     ts = time_grid(steps, t_max=t_max, device=noise.device)
     x = noise * path.alpha_sigma(ts[:1])[1]  # x_1 = σ(1) ε: α(1) is 0 (flow) or ~0.003 (VP)
     if method == "dpmpp_2m":

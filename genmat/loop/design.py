@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from genmat.errors import InputError
 from genmat.generate import Generator, SamplerConfig
 from genmat.loop.screening import PropertySurrogate
 from genmat.tasks import TargetSet
@@ -62,7 +63,7 @@ def design(
     Its evaluations are counted in the metrics (``physics_evaluations``), apart from the
     simulator calls."""
     if n_candidates < 1 or n_simulate < 1:
-        raise ValueError(f"n_candidates = {n_candidates} and n_simulate = {n_simulate} must be ≥ 1")
+        raise InputError(f"n_candidates = {n_candidates} and n_simulate = {n_simulate} must be ≥ 1")
     targets = modality.schema.validate_frame(targets.reset_index(drop=True))
     fields = [c for c in targets.columns if targets[c].notna().any()]
     physics_loss, counter = None, {"evaluations": 0}
@@ -140,7 +141,7 @@ def physics_misfit(modality, targets: pd.DataFrame, n_candidates: int, counter: 
     tolerances = getattr(modality, "design_tolerances", {})
     guided = [c for c in targets.columns if c in tolerances and targets[c].notna().any()]
     if model is None or not guided:
-        raise ValueError(f"physics guidance: the {modality.name} modality has no differentiable physics model "
+        raise InputError(f"physics guidance: the {modality.name} modality has no differentiable physics model "
                          f"of the target fields {list(targets.columns)}")
     tset = TargetSet.from_frame(targets[guided], tolerances)
     counter = counter if counter is not None else {"evaluations": 0}

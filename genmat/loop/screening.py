@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from genmat.errors import InputError
+
 
 def _basis(features: np.ndarray, degree: int) -> np.ndarray:
     """1, f_i^p (p ≤ degree) and pairwise products f_i f_j: (n, d) -> (n, m)."""
@@ -37,7 +39,7 @@ class PropertySurrogate:
         """Ridge least squares; ``features`` (n, d), ``properties`` (n, P)."""
         ok = np.isfinite(features).all(1) & np.isfinite(properties).all(1)
         if ok.sum() < 10:
-            raise ValueError(f"surrogate needs at least 10 labelled samples, got {int(ok.sum())}")
+            raise InputError(f"surrogate needs at least 10 labelled samples, got {int(ok.sum())}")
         A, Y = _basis(features[ok], degree), properties[ok]
         coef = np.linalg.solve(A.T @ A + ridge * np.eye(A.shape[1]), A.T @ Y)
         rmse = np.sqrt(((A @ coef - Y) ** 2).mean(0))
@@ -73,7 +75,7 @@ class GPSurrogate:
         ok = np.isfinite(x).all(1) & np.isfinite(y).all(1)
         x, y = x[ok], y[ok]
         if len(x) < 4:
-            raise ValueError(f"the GP screen needs at least 4 finite rows, got {len(x)}")
+            raise InputError(f"the GP screen needs at least 4 finite rows, got {len(x)}")
         self.mean, self.std = y.mean(0), np.where(y.std(0) > 0, y.std(0), 1.0)
         X = torch.as_tensor(x, dtype=torch.float64)
         Y = torch.as_tensor((y - self.mean) / self.std, dtype=torch.float64)

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from genmat.atomic import atomic_write
 from genmat.data import DatasetStore, SampleDataset
+from genmat.errors import InputError
 from genmat.generate import Generator, GeneratorConfig, SamplerConfig
 from genmat.loop.acquisition import acquire_near
 from genmat.loop.design import DesignResult, design
@@ -84,6 +85,7 @@ class DesignParams(StepParams):
     n_candidates: int = Field(16, ge=1)
     n_simulate: int = Field(2, ge=1)
     sampler: Optional[SamplerConfig] = None
+    physics_guidance: float = Field(0.0, ge=0, description="physics-guidance scale (0 = off)")
     seed: int = 0
 
 
@@ -97,10 +99,23 @@ class FeedbackParams(StepParams):
 
 # --------------------------------------------------------------------------- helpers
 def read_table(path: Path) -> pd.DataFrame:
+    """A user's table (targets, processing): CSV by suffix, else Parquet; InputError naming
+    the file when it is missing or unreadable as such."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist")
-    return pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+    if not path.is_file():
+        raise InputError(f"{path} does not exist (or is not a file)", field="path", value=str(path),
+                         allowed="an existing .csv or .parquet file")
+    kind = "CSV" if path.suffix == ".csv" else "Parquet"
+    try:
+        frame = pd.read_csv(path) if kind == "CSV" else pd.read_parquet(path)
+    except OSError:
+        raise
+    except Exception as err:  # pandas/pyarrow parse errors, bad encodings, not a table at all
+        raise InputError(f"{path} is not a readable {kind} table ({type(err).__name__}: "
+                         f"{str(err).strip().splitlines()[0] if str(err).strip() else ''})") from None
+    if frame.columns.has_duplicates:
+        raise InputError(f"{path}: column(s) {sorted(set(frame.columns[frame.columns.duplicated()]))} appear twice")
+    return frame
 
 
 def write_json(obj: Any, path: Path) -> None:
@@ -164,9 +179,13 @@ def train_step(p: TrainParams, progress: bool = True, callbacks=()) -> dict:
     store = open_dataset(p, modality)
     generator = Generator(p.generator, modality.schema, modality.sample_shape, device=p.train.device)
     data = _training_tensors(store, modality)
-    result = generator.fit(
-        data, p.train, checkpoint_path=p.checkpoint, warm_start=p.warm_start, callbacks=callbacks, progress=progress
-    )
+    penalty = getattr(modality, "physics_penalty", None) if p.generator.penalties else None
+    offered = tuple(getattr(modality, "penalty_terms", ()))
+    if p.generator.penalties and (penalty is None or set(p.generator.penalties) - set(offered)):
+        raise InputError(f"generator penalties {p.generator.penalties}: modality {modality.name!r} offers "
+                         f"{', '.join(offered) or 'no physics penalties'}")
+    result = generator.fit(data, p.train, checkpoint_path=p.checkpoint, warm_start=p.warm_start,
+                           callbacks=callbacks, progress=progress, penalty=penalty)
     return {
         "checkpoint": str(p.checkpoint),
         "step": result.step,
@@ -228,6 +247,7 @@ def design_step(p: DesignParams, progress: bool = True) -> dict:
     result = design(
         generator, modality, targets, n_candidates=p.n_candidates, n_simulate=p.n_simulate, surrogate=surrogate,
         training_samples=training, training_ids=ids, sampler=p.sampler, seed=p.seed, progress=progress,
+        physics_guidance=p.physics_guidance,
     )
     save_design(result, out)
     metrics = {**result.metrics, "out_dir": str(out), "params_digest": digest}

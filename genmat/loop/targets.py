@@ -13,12 +13,14 @@ import numpy as np
 import pandas as pd
 import torch
 
+from genmat.errors import InputError
+
 
 def held_out_targets(modality, n: int, *, seed: int) -> tuple[pd.DataFrame, object]:
     """(targets, samples): up to n target rows (those the schema accepts) (target fields only, plus the held-out
     processing for reference under ``ref_`` columns) and the held-out samples."""
     if n < 1:
-        raise ValueError(f"n_targets = {n} is outside the allowed range [1, ∞)")
+        raise InputError(f"n_targets = {n} is outside the allowed range [1, ∞)")
     rng = np.random.default_rng(seed)
     processing = modality.draw_processing(n, rng)
     first = next(f.name for f in modality.schema.fields if f.kind == "processing")
@@ -35,7 +37,7 @@ def held_out_targets(modality, n: int, *, seed: int) -> tuple[pd.DataFrame, obje
             feasible.append(False)
     keep = np.flatnonzero(feasible)
     if len(keep) == 0:
-        raise ValueError(f"none of the {n} held-out {modality.name} samples is a feasible target; "
+        raise InputError(f"none of the {n} held-out {modality.name} samples is a feasible target; "
                          "check the schema ranges against the simulator")
     processing, rows = processing.iloc[keep].reset_index(drop=True), rows.iloc[keep].reset_index(drop=True)
     samples = samples[torch.as_tensor(keep, dtype=torch.long)]

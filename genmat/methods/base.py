@@ -30,11 +30,13 @@ class Method:
     def loss(self):
         raise NotImplementedError
 
-    def fit(self, model: nn.Module, data: Sequence[torch.Tensor], config: TrainConfig, **train_kwargs
-            ) -> tuple[nn.Module, TrainResult]:
-        """One stage: the family's loss on the whole model; returns (EMA model, result)."""
+    def fit(self, model: nn.Module, data: Sequence[torch.Tensor], config: TrainConfig, *, penalty=None,
+            **train_kwargs) -> tuple[nn.Module, TrainResult]:
+        """One stage: the family's loss on the whole model; returns (EMA model, result).
+        ``penalty``: the modality's physics_penalty, for families whose loss takes one."""
         model.requires_grad_(True)  # a second fit() continues from the frozen EMA copy
-        return train(model, self.loss(), data, config, **train_kwargs)
+        loss = self.loss() if penalty is None else self.loss(penalty=penalty)
+        return train(model, loss, data, config, **train_kwargs)
 
     def diagnostics(self, model: nn.Module, data: Sequence[torch.Tensor]) -> dict[str, float]:
         """Numbers worth logging after a fit (e.g. a VAE's posterior collapse)."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Mapping
 
 from genmat.diffusion.paths import KINDS
 from genmat.diffusion.precond import PREDICTIONS
 from genmat.diffusion.samplers import SAMPLERS
+from genmat.errors import InputError
 from genmat.nn import UNetConfig
 from genmat.nn.embeddings import MASK_SCHEMES
 from genmat.vae import VAESettings
@@ -41,21 +43,21 @@ class SamplerConfig:
 
     def __post_init__(self) -> None:
         if self.method not in SAMPLERS:
-            raise ValueError(f"sampler method = {self.method!r}; allowed: {', '.join(SAMPLERS)}")
+            raise InputError(f"sampler method = {self.method!r}; allowed: {', '.join(SAMPLERS)}")
         if int(self.steps) < 1:
-            raise ValueError(f"sampler steps = {self.steps} is outside the allowed range [1, ∞)")
+            raise InputError(f"sampler steps = {self.steps} is outside the allowed range [1, ∞)")
         if self.guidance < 0 or self.classifier_scale < 0 or self.physics_scale < 0:
-            raise ValueError(f"sampler guidance = {self.guidance}, classifier_scale = {self.classifier_scale}, "
+            raise InputError(f"sampler guidance = {self.guidance}, classifier_scale = {self.classifier_scale}, "
                              f"physics_scale = {self.physics_scale}: the allowed range is [0, ∞)")
         if not 0 <= self.physics_t_min < self.physics_t_max <= 1:
-            raise ValueError(f"sampler physics_t_min = {self.physics_t_min}, physics_t_max = {self.physics_t_max}: "
+            raise InputError(f"sampler physics_t_min = {self.physics_t_min}, physics_t_max = {self.physics_t_max}: "
                              "the allowed range is 0 <= physics_t_min < physics_t_max <= 1")
         if self.physics_max_step is not None and not self.physics_max_step > 0:
-            raise ValueError(f"sampler physics_max_step = {self.physics_max_step} is outside the allowed range (0, ∞)")
+            raise InputError(f"sampler physics_max_step = {self.physics_max_step} is outside the allowed range (0, ∞)")
         if not 0 <= self.eta <= 1:
-            raise ValueError(f"sampler eta = {self.eta} is outside the allowed range [0, 1]")
+            raise InputError(f"sampler eta = {self.eta} is outside the allowed range [0, 1]")
         if not self.classifier_tau > 0:
-            raise ValueError(f"sampler classifier_tau = {self.classifier_tau} is outside the allowed range (0, ∞)")
+            raise InputError(f"sampler classifier_tau = {self.classifier_tau} is outside the allowed range (0, ∞)")
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ class LatentSettings:
 
     def __post_init__(self) -> None:
         if not 0 < self.vae_fraction < 1:
-            raise ValueError(f"latent.vae_fraction = {self.vae_fraction} is outside the allowed range (0, 1)")
+            raise InputError(f"latent.vae_fraction = {self.vae_fraction} is outside the allowed range (0, 1)")
         object.__setattr__(self, "channel_mults", tuple(int(m) for m in self.channel_mults))
 
 
@@ -84,7 +86,7 @@ class FlowSettings:
 
     def __post_init__(self) -> None:
         if self.levels < 1 or self.steps < 1 or self.hidden < 1 or not self.temperature > 0:
-            raise ValueError("flow: levels, steps, hidden must be ≥ 1 and temperature > 0")
+            raise InputError("flow: levels, steps, hidden must be ≥ 1 and temperature > 0")
 
 
 @dataclass(frozen=True)
@@ -103,9 +105,9 @@ class GANSettings:
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
         if self.latent_channels < 1 or self.r1_gamma < 0 or self.mismatch < 0 or not self.d_lr_scale > 0:
-            raise ValueError("gan: latent_channels ≥ 1, r1_gamma ≥ 0, mismatch ≥ 0 and d_lr_scale > 0 are required")
+            raise InputError("gan: latent_channels ≥ 1, r1_gamma ≥ 0, mismatch ≥ 0 and d_lr_scale > 0 are required")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
-            raise ValueError(f"gan.betas = {self.betas} is outside the allowed range: two values in [0, 1)")
+            raise InputError(f"gan.betas = {self.betas} is outside the allowed range: two values in [0, 1)")
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,11 @@ class GeneratorConfig:
     # "independent" drops each field with cond_dropout (rare small subsets)
     cond_masks: str = "subsets"
     t_sampling: str = "uniform"
+    # physics-penalised training (diffusion only): weight per term of the modality's
+    # physics_penalty (spinodal: "double_well", "fraction", "s2"), applied to x̂0 where
+    # t <= penalty_t_max (genmat.diffusion.DenoisingLoss); {} trains on the data alone
+    penalties: dict[str, float] = field(default_factory=dict)
+    penalty_t_max: float = 0.3
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     vae: VAESettings = field(default_factory=VAESettings)
     latent: LatentSettings = field(default_factory=LatentSettings)
@@ -134,13 +141,22 @@ class GeneratorConfig:
 
     def __post_init__(self) -> None:
         if self.method not in METHOD_NAMES:
-            raise ValueError(f"generator method = {self.method!r}; allowed: {', '.join(METHOD_NAMES)}")
+            raise InputError(f"generator method = {self.method!r}; allowed: {', '.join(METHOD_NAMES)}")
         if self.path not in KINDS:
-            raise ValueError(f"generator path = {self.path!r}; allowed: {', '.join(KINDS)}")
+            raise InputError(f"generator path = {self.path!r}; allowed: {', '.join(KINDS)}")
         if self.cond_masks not in MASK_SCHEMES:
-            raise ValueError(f"generator cond_masks = {self.cond_masks!r}; allowed: {', '.join(MASK_SCHEMES)}")
+            raise InputError(f"generator cond_masks = {self.cond_masks!r}; allowed: {', '.join(MASK_SCHEMES)}")
         if self.prediction not in PREDICTIONS:
-            raise ValueError(f"generator prediction = {self.prediction!r}; allowed: {', '.join(PREDICTIONS)}")
+            raise InputError(f"generator prediction = {self.prediction!r}; allowed: {', '.join(PREDICTIONS)}")
+        object.__setattr__(self, "penalties", {str(k): float(v) for k, v in dict(self.penalties).items()})
+        for name, weight in self.penalties.items():
+            if not (math.isfinite(weight) and weight >= 0):
+                raise InputError(f"generator penalties[{name!r}] = {weight} is outside the allowed range [0, ∞)")
+        if self.penalties and self.method != "diffusion":
+            raise InputError(f"generator penalties {self.penalties} need method 'diffusion' (got {self.method!r}): "
+                             "they score the denoised estimate x̂0 of a noisy sample")
+        if not 0 < self.penalty_t_max <= 1:
+            raise InputError(f"generator penalty_t_max = {self.penalty_t_max} is outside the allowed range (0, 1]")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -18,9 +18,12 @@ class DiffusionMethod(Method):
         c = self.config
         return Denoiser(UNet(c.unet), NoisePath(c.path), c.prediction, c.sigma_data)
 
-    def loss(self) -> DenoisingLoss:
-        return DenoisingLoss(cond_dropout=self.config.cond_dropout, t_sampling=self.config.t_sampling,
-                             cond_masks=self.config.cond_masks)
+    def loss(self, penalty=None) -> DenoisingLoss:
+        """The denoising loss; ``penalty`` is the modality's ``physics_penalty`` when the
+        config names penalty weights."""
+        c = self.config
+        return DenoisingLoss(cond_dropout=c.cond_dropout, t_sampling=c.t_sampling, cond_masks=c.cond_masks,
+                             penalty=penalty, penalty_weights=c.penalties, penalty_t_max=c.penalty_t_max)
 
     def sample(self, model, values, mask, sampler, gen, *, regressor=None, progress=False, physics=None):
         noise = torch.randn((values.shape[0], *self.sample_shape), generator=gen)

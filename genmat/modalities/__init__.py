@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from genmat.errors import InputError
 from genmat.modalities.base import Modality
 from genmat.modalities.spectrum import SpectrumConfig, SpectrumModality, raman, xrd
 from genmat.modalities.spinodal import SpinodalConfig, SpinodalModality
@@ -20,7 +21,7 @@ MODALITIES: dict[str, Callable[..., Modality]] = {"spinodal": SpinodalModality, 
 def get_modality(name: str, **kwargs) -> Modality:
     """Build a modality by name (``genmat loop --modality NAME``)."""
     if name not in MODALITIES:
-        raise ValueError(f"modality = {name!r} is not known; allowed: {', '.join(MODALITIES)}")
+        raise InputError(f"modality = {name!r} is not known; allowed: {', '.join(MODALITIES)}")
     return MODALITIES[name](**kwargs)
 
 

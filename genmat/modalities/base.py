@@ -23,6 +23,7 @@ class Modality(Protocol):
     loop_defaults: dict  # LoopConfig fields whose demo defaults differ for this modality
     novelty: "NoveltyConfig"  # copy-check settings for its samples
     any_size: bool  # validators accept samples of other spatial sizes than sample_shape
+    penalty_terms: tuple[str, ...]  # optional: the terms physics_penalty returns (physics-penalised training)
 
     def simulator_settings(self) -> dict:
         """JSON-safe settings and version of the oracle (stored in the dataset manifest)."""
@@ -49,6 +50,12 @@ class Modality(Protocol):
     def physics_model(self, fidelity: str = "cheap"):
         """Optional: a differentiable ``samples -> {field: (B,) tensor}`` for physics guidance
         ("cheap" or "full" fidelity), or None."""
+
+    def physics_penalty(self, x0_hat: torch.Tensor, x0: torch.Tensor, values: torch.Tensor,
+                        mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Optional: differentiable physics penalties ``{term: (B,)}`` of denoised estimates
+        x̂0 against their training samples x0 and normalised conditions (physics-penalised
+        training, ``GeneratorConfig.penalties``)."""
 
     def screening_features(self, samples: torch.Tensor) -> np.ndarray | None:
         """Cheap features (n, d) from which a surrogate predicts the target properties

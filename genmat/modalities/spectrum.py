@@ -22,8 +22,10 @@ import torch
 
 from genmat import sim
 from genmat.conditions import ConditionError, ConditionSchema, Field
+from genmat.errors import InputError
 from genmat.generate import GeneratorConfig
 from genmat.nn import UNetConfig
+from genmat.train import TrainConfig
 from genmat.validate import NoveltyConfig
 from genmat.validate.spectrum import (
     SpectrumChecks,
@@ -107,7 +109,7 @@ class SpectrumModality:
     # Demo defaults of the closed loop (LoopConfig fields); every candidate is checked.
     loop_defaults = {
         "n_candidates": 4, "n_simulate": 4, "acquire_per_target": 8, "initial_samples": 256, "n_targets": 12,
-        "first_train_steps": 400, "next_train_steps": 400,
+        "first_train_steps": 400, "next_train_steps": 400, "train": TrainConfig(),  # batch 64
         # spectra are designed for every field at once (fractions, size, strain, temperature):
         # train on the full mask with per-field dropout, as measured in docs/spectra.md
         "generator": GeneratorConfig(unet=UNetConfig(spatial_dims=1, base_channels=16, channel_mults=(1, 2, 4, 4),
@@ -121,7 +123,7 @@ class SpectrumModality:
             overrides["phases"] = tuple(overrides["phases"])
         config = replace(config, **overrides)
         if config.technique not in TECHNIQUES:
-            raise ValueError(f"technique = {config.technique!r} is not known; allowed: {', '.join(TECHNIQUES)}")
+            raise InputError(f"technique = {config.technique!r} is not known; allowed: {', '.join(TECHNIQUES)}")
         if config.size_range is None:
             config = replace(config, size_range=TECHNIQUE_DEFAULTS[config.technique]["size_range"])
         self.technique = getattr(sim, TECHNIQUES[config.technique])()

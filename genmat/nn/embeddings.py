@@ -7,6 +7,8 @@ import math
 import torch
 from torch import nn
 
+from genmat.errors import InputError
+
 
 class TimeEmbedding(nn.Module):
     """Sinusoidal embedding of a time ``t`` in [0, 1], followed by an MLP.
@@ -75,7 +77,7 @@ def drop_fields(mask: torch.Tensor, p: float, generator: torch.Generator | None 
       with probability (1 − p)/(6 · 15) ≈ 1 %.
     """
     if scheme not in MASK_SCHEMES:
-        raise ValueError(f"condition mask scheme = {scheme!r}; allowed: {', '.join(MASK_SCHEMES)}")
+        raise InputError(f"condition mask scheme = {scheme!r}; allowed: {', '.join(MASK_SCHEMES)}")
     if scheme == "independent":
         if p <= 0:
             return mask

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genmat.errors import InputError
 from genmat.nn.embeddings import ConditionEmbedding, TimeEmbedding
 
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d}
@@ -40,9 +41,9 @@ class UNetConfig:
 
     def __post_init__(self) -> None:
         if self.spatial_dims not in _CONV:
-            raise ValueError(f"spatial_dims = {self.spatial_dims} is not supported; allowed: 1 or 2")
+            raise InputError(f"spatial_dims = {self.spatial_dims} is not supported; allowed: 1 or 2")
         if self.padding_mode not in ("circular", "zeros", "reflect", "replicate"):
-            raise ValueError(f"padding_mode = {self.padding_mode!r}; allowed: circular, zeros, reflect, replicate")
+            raise InputError(f"padding_mode = {self.padding_mode!r}; allowed: circular, zeros, reflect, replicate")
         object.__setattr__(self, "channel_mults", tuple(int(m) for m in self.channel_mults))
 
     def to_dict(self) -> dict:
@@ -171,11 +172,11 @@ class UNet(nn.Module):
         mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         if x.dim() != self.cfg.spatial_dims + 2:
-            raise ValueError(
+            raise InputError(
                 f"x has shape {tuple(x.shape)}; expected (B, C, *spatial) with {self.cfg.spatial_dims} spatial dims"
             )
         if any(s % self.cfg.size_multiple for s in x.shape[2:]):
-            raise ValueError(
+            raise InputError(
                 f"spatial size {tuple(x.shape[2:])} must be divisible by {self.cfg.size_multiple}"
             )
         emb = self.time_embed(t.expand(x.shape[0]) if t.dim() == 0 else t)

@@ -26,6 +26,8 @@ from typing import Sequence, Union
 import torch
 from torch import Tensor
 
+from genmat.errors import InputError
+
 Number = Union[float, int]
 ArrayLike = Union[Number, Sequence[Number], Tensor]
 
@@ -38,7 +40,7 @@ __all__ = [
 ]
 
 
-class SimInputError(ValueError):
+class SimInputError(InputError):
     """A user-supplied value is outside its allowed range (or has a bad shape).
 
     Attributes: ``field`` (name of the offending argument), ``value`` (what was
@@ -46,10 +48,8 @@ class SimInputError(ValueError):
     """
 
     def __init__(self, field: str, value: object, allowed: str) -> None:
-        self.field = field
-        self.value = value
-        self.allowed = allowed
-        super().__init__(f"{field}={value!r} is invalid; allowed: {allowed}")
+        super().__init__(f"{field}={value!r} is invalid; allowed: {allowed}", field=field, value=value,
+                         allowed=allowed)
 
 
 def _check_non_negative(field: str, value: float) -> None:

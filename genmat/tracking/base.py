@@ -12,6 +12,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from genmat.errors import InputError
+
 if TYPE_CHECKING:  # pragma: no cover - imported for annotations only
     import pandas as pd
     from matplotlib.figure import Figure
@@ -33,7 +35,7 @@ MAX_PARAM_VALUE_CHARS = 6000
 RUN_STATUSES = ("FINISHED", "FAILED", "KILLED")
 
 
-class TrackingError(RuntimeError):
+class TrackingError(InputError):
     """A tracking call was given something it cannot record (bad status, missing file, ...)."""
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from genmat.errors import InputError
 from genmat.nn.embeddings import drop_fields
 
 
@@ -36,9 +37,9 @@ class VAESettings:
     def __post_init__(self) -> None:
         for name in ("beta", "free_bits"):
             if getattr(self, name) < 0:
-                raise ValueError(f"vae.{name} = {getattr(self, name)} is outside the allowed range [0, ∞)")
+                raise InputError(f"vae.{name} = {getattr(self, name)} is outside the allowed range [0, ∞)")
         if self.recon_sigma <= 0 or self.latent_channels < 1 or self.kl_warmup_steps < 0:
-            raise ValueError("vae: recon_sigma must be > 0, latent_channels ≥ 1, kl_warmup_steps ≥ 0")
+            raise InputError("vae: recon_sigma must be > 0, latent_channels ≥ 1, kl_warmup_steps ≥ 0")
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -31,6 +31,8 @@ import torch
 from skimage.filters import threshold_otsu
 from torch import Tensor
 
+
+from genmat.errors import InputError
 from genmat.sim import (
     CahnHilliardConfig,
     TwoPhaseMaterial,
@@ -55,7 +57,7 @@ __all__ = [
 PROCESSING_FIELDS = ("x_B", "temperature_K", "time_s")
 
 
-class ValidateInputError(ValueError):
+class ValidateInputError(InputError):
     """A user-supplied value of a validator is invalid.
 
     Attributes: ``field`` (the offending argument or column), ``value`` (what was
@@ -63,10 +65,8 @@ class ValidateInputError(ValueError):
     """
 
     def __init__(self, field: str, value: object, allowed: str) -> None:
-        self.field = field
-        self.value = value
-        self.allowed = allowed
-        super().__init__(f"{field}={value!r} is invalid; allowed: {allowed}")
+        super().__init__(f"{field}={value!r} is invalid; allowed: {allowed}", field=field, value=value,
+                         allowed=allowed)
 
 
 @dataclass(frozen=True)

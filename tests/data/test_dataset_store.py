@@ -174,6 +174,36 @@ def test_checksum_mismatch_detected(tmp_path):
     assert store.load([4], verify=False).shape == (1, *SHAPE)
 
 
+@pytest.mark.parametrize("column, value", [("E_GPa", 123.0), ("provenance", "relabelled"), ("sample_id", 9)])
+def test_edited_labels_are_refused(tmp_path, column, value):
+    store = make(tmp_path / "ds")
+    add(store, 3, 0, "b0")
+    add(store, 2, 1, "b1")
+    file = tmp_path / "ds" / "table.parquet"
+    table = pd.read_parquet(file)
+    table.loc[3, column] = value  # one label of a committed row
+    table.to_parquet(file, index=False)
+    with pytest.raises(DataIntegrityError, match="table.parquet"):
+        store.verify()
+    with pytest.raises(DataIntegrityError, match="table.parquet"):
+        DatasetStore.open(tmp_path / "ds").table()
+
+
+def test_the_table_digest_ignores_how_parquet_stored_it_and_datasets_without_one_still_read(tmp_path):
+    store = make(tmp_path / "ds")
+    add(store, 3, 0, "b0")
+    file = tmp_path / "ds" / "table.parquet"
+    table = pd.read_parquet(file)
+    table.astype({"iteration": "int32", "source_run": "string"}).to_parquet(file, index=False)  # same content
+    store.verify()
+    manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
+    del manifest["table_sha256"]  # written by an earlier genmat
+    (tmp_path / "ds" / "manifest.json").write_text(json.dumps(manifest))
+    assert len(DatasetStore.open(tmp_path / "ds").table()) == 3
+    add(store, 2, 1, "b1")  # the next append writes the digest
+    assert "table_sha256" in json.loads((tmp_path / "ds" / "manifest.json").read_text())
+
+
 def test_reads_hash_each_shard_once_per_process(tmp_path, monkeypatch):
     store = make(tmp_path / "ds")
     add(store, 3, 0, "b0")

@@ -131,3 +131,20 @@ def test_a_vae_generator_runs_through_the_loop_and_reports_its_posterior(tmp_pat
     assert 0 <= row["vae_active_fraction"] <= 1 and row["vae_kl_total_nats"] >= 0
     assert state.steps["iter0/train"]["method"] == "vae"
     assert (cfg.workdir / "iter_00" / "pictures" / "interpolation.png").exists()
+
+
+def test_physics_penalised_training_and_physics_guidance_run_through_the_loop(tmp_path):
+    from dataclasses import replace
+
+    base = tiny_loop_config(tmp_path / "unused")
+    cfg = tiny_loop_config(tmp_path / "physics", max_iterations=1, physics_guidance=3.0,
+                           generator=replace(base.generator, penalties={"fraction": 1.0, "s2": 10.0}))
+    state = ClosedLoop(cfg).run()
+    row = state.history[0]
+    # one physics evaluation per sample per guided network call: Euler's 2 steps at t = 1 and 0.5,
+    # both inside the window t >= 0.1
+    assert row["physics_evaluations"] == cfg.n_targets * cfg.n_candidates * 2
+    assert state.steps["iter0/train"]["step"] == cfg.first_train_steps
+    with pytest.raises(ValueError, match="offers double_well, fraction, s2"):
+        ClosedLoop(tiny_loop_config(tmp_path / "bad", max_iterations=1, generator=replace(
+            base.generator, penalties={"nope": 1.0}))).run()

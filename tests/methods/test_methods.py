@@ -31,6 +31,17 @@ def test_registry_names_match_the_config():
         GeneratorConfig(method="wgan")
 
 
+@pytest.mark.parametrize("method", ["vae", "latent_diffusion", "normalizing_flow", "gan"])
+def test_classifier_guidance_on_a_family_that_cannot_use_it_is_an_error_not_ignored(method):
+    from genmat.errors import InputError
+
+    gen = Generator(GeneratorConfig(method=method, unet=UNET), SCHEMA, (1, 16))
+    values, mask = torch.zeros(2, 1), torch.ones(2, 1)
+    with pytest.raises(InputError, match="classifier guidance"):
+        gen.sample(values, mask, sampler=SamplerConfig(steps=1, classifier_scale=1.0), regressor=object())
+    assert gen.sample(values, mask, sampler=SamplerConfig(steps=1), regressor=object()).shape == (2, 1, 16)
+
+
 def test_latent_diffusion_follows_its_condition_and_round_trips(tmp_path):
     cfg = GeneratorConfig(method="latent_diffusion", unet=UNET, sampler=SamplerConfig(steps=10),
                           vae=VAESettings(latent_channels=2, kl_warmup_steps=50, beta=0.1),
