@@ -4,7 +4,7 @@ differentiable homogeniser lift the hit rate at one oracle call per target?
     python -m benchmarks.guidance --out bench_results [--workdir runs/bench-guidance] [--quick]
 
 The generator is the demo's: `genmat loop` for two iterations (192 initial simulations,
-150 + 450 training steps), trained here into ``--workdir`` unless a run is already there.
+150 + 300 training steps at batch 32), trained here into ``--workdir`` unless a run is already there.
 Each registered task's targets (spinodal-demo: E ±5 %, ρ ±2 %; spinodal-tight32: E ±2 %,
 k ±0.5 %, ρ ±0.3 %, both on 32² cells) get ONE candidate each and that candidate ONE
 simulator call — no screening, so the hit rate is the generator's own — for classifier-free

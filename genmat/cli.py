@@ -38,7 +38,7 @@ def _setup(verbose: bool) -> None:
     # No telemetry from offline machines (it also races the temporary server's SQLite store).
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("alembic", "mlflow", "httpx", "urllib3"):
+    for noisy in ("alembic", "mlflow", "httpx", "httpcore", "urllib3", "websockets", "asyncio", "aiosqlite", "hpack"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
