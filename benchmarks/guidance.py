@@ -212,8 +212,8 @@ def main(argv=None) -> int:
     training, ids = torch.as_tensor(store.load()), store.table()["sample_id"].to_numpy()
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for model_name, path in models.items():
-        generator = Generator.from_checkpoint(path)
+    generators = {name: Generator.from_checkpoint(path) for name, path in models.items()}
+    for model_name, generator in generators.items():
         for name in TASKS:
             task = get_task(name)
             mod = task_modality(task)
@@ -229,7 +229,7 @@ def main(argv=None) -> int:
                     log.info("%s %s scale %g seed %d: %d/%d hits, physics pass %.2f", model_name, name, scale,
                              seed, row["hits"], row["targets"], row["physics_pass_rate"])
                     rows.append(row)
-    generator = Generator.from_checkpoint(ckpt)
+    generator = generators["loop"]  # the trajectory picture shows the loop's model
     (args.out / "guidance.json").write_text(json.dumps(
         {"checkpoint": str(ckpt), "models": {k: str(v) for k, v in models.items()}, "penalties": penalties,
          "rows": rows}, indent=1))

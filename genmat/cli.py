@@ -42,19 +42,26 @@ def _setup(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def _parse_fields(pairs: List[str]) -> dict[str, float]:
+def _parse_pairs(pairs: List[str], option: str, form: str, example: str, valid, invalid: str) -> dict[str, float]:
+    """``["name=1.5", …]`` -> ``{"name": 1.5}``; a pair without ``=``, a value that is not a
+    number or one that fails ``valid`` is a usage error naming the pair (``invalid`` says why)."""
     out = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
-        if not sep:
-            raise UsageError(f"--target {pair!r}: expected FIELD=VALUE, e.g. E_GPa=180")
+        if not sep or not name.strip():
+            raise UsageError(f"{option} {pair!r}: expected {form}, e.g. {option} {example}")
         try:
             out[name.strip()] = float(value)
         except ValueError:
-            raise UsageError(f"--target {pair!r}: value {value!r} is not a number") from None
-        if not math.isfinite(out[name.strip()]):
-            raise UsageError(f"--target {pair!r}: value {value!r} is not a finite number")
+            raise UsageError(f"{option} {pair!r}: value {value!r} is not a number") from None
+        if not valid(out[name.strip()]):
+            raise UsageError(f"{option} {pair!r}: {invalid.format(value=repr(value))}")
     return out
+
+
+def _parse_fields(pairs: List[str]) -> dict[str, float]:
+    return _parse_pairs(pairs, "--target", "FIELD=VALUE", "E_GPa=180", math.isfinite,
+                        "value {value} is not a finite number")
 
 
 MODALITY_HELP = "modality: spinodal (micrographs), xrd or raman (spectra)"
@@ -140,19 +147,9 @@ def simulate(
 
 
 def _weights(items: list[str], option: str) -> dict[str, float]:
-    """``["name=1.5", …]`` -> ``{"name": 1.5}``; anything else is a usage error naming the item."""
-    out = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        try:
-            out[name.strip()] = float(value)
-        except ValueError:
-            sep = ""
-        if not sep or not name.strip():
-            raise UsageError(f"{option} {item!r}: expected NAME=WEIGHT, e.g. {option} fraction=10")
-        if not (math.isfinite(out[name.strip()]) and out[name.strip()] >= 0):
-            raise UsageError(f"{option} {item!r}: the weight is outside the allowed range [0, ∞)")
-    return out
+    """``["name=1.5", …]`` -> ``{"name": 1.5}`` with every weight in [0, ∞)."""
+    return _parse_pairs(items, option, "NAME=WEIGHT", "fraction=10", lambda w: math.isfinite(w) and w >= 0,
+                        "the weight is outside the allowed range [0, ∞)")
 
 
 @app.command()

@@ -122,7 +122,7 @@ class Generator:
             warm_start=warm_start,
             callbacks=callbacks,
             progress=progress,
-            **({"penalty": penalty} if self.config.penalties else {}),  # diffusion only (config-checked)
+            penalty=penalty if self.config.penalties else None,
         )
         self.model, self.step = ema, result.step
         self.diagnostics = self.method.diagnostics(self.model, data)

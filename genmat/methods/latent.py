@@ -50,7 +50,8 @@ class LatentDiffusionMethod(Method):
         latent_unet = replace(c.unet, in_channels=c.vae.latent_channels, channel_mults=c.latent.channel_mults)
         return LatentDiffusion(vae, Denoiser(UNet(latent_unet), NoisePath(c.path), c.prediction, sigma_data=1.0))
 
-    def fit(self, model: LatentDiffusion, data, config, *, checkpoint_path=None, warm_start=None, **kw):
+    def fit(self, model: LatentDiffusion, data, config, *, checkpoint_path=None, warm_start=None, penalty=None,
+            **kw):  # penalty: always None here (GeneratorConfig allows penalties for diffusion only)
         c = self.config
         n_vae = max(1, round(config.steps * c.latent.vae_fraction))
         stage1 = Path(checkpoint_path).with_suffix(".stage1.ckpt") if checkpoint_path else None
