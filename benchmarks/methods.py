@@ -235,8 +235,9 @@ def train_models(s: Settings, data: dict, workdir: Path) -> dict[tuple[str, int]
 
 # -------------------------------------------------------------------- evaluation
 def nearest_steps(model: str, sampler: str, steps: int, s: Settings) -> int:
-    """The swept step count closest (in log) to ``steps`` — the quick run sweeps fewer."""
-    swept = [st for st in SWEEP[model][sampler] if st in s.steps] or list(SWEEP[model][sampler])
+    """The swept step count closest (in log) to ``steps`` — the quick run sweeps fewer (a
+    sampler with none of its counts in ``s.steps`` falls back to its fewest)."""
+    swept = [st for st in SWEEP[model][sampler] if st in s.steps] or [min(SWEEP[model][sampler])]
     return min(swept, key=lambda st: abs(np.log(st) - np.log(steps)))
 
 

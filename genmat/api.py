@@ -151,7 +151,7 @@ def design_recipes(
     if spec is not None:
         modality, modality_options = spec.modality, {**spec.modality_options, **(modality_options or {})}
     mod = get_modality(modality, **(modality_options or {}))
-    tolerances = dict(spec.tolerances) if spec is not None else dict(getattr(mod, "design_tolerances", {}))
+    tolerances = dict(spec.tolerances) if spec is not None else dict(mod.design_tolerances)
     if not tolerances:
         raise ConditionError("modality", modality, "a modality with property targets", "has no recipe design; use")
     if isinstance(targets, TargetSet):

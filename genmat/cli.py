@@ -64,7 +64,11 @@ def _parse_fields(pairs: List[str]) -> dict[str, float]:
                         "value {value} is not a finite number")
 
 
-MODALITY_HELP = "modality: spinodal (micrographs), xrd or raman (spectra)"
+# genmat.modalities.DEFAULT_MODALITY (a test keeps them equal); not imported here, so that
+# the CLI starts without loading every simulator
+DEFAULT_MODALITY = "spinodal"
+MODALITY_HELP = ("modality: spinodal (micrographs), xrd or raman (spectra), or an installed plug-in "
+                 "(genmat modalities lists them)")
 
 
 def _unreachable(url: str, timeout: float = 3.0) -> str | None:
@@ -133,7 +137,7 @@ def simulate(
     n: int = typer.Option(512, min=1, help="samples to simulate (drawn from the processing prior)"),
     seed: int = typer.Option(0, help="random seed"),
     processing: Optional[Path] = typer.Option(None, help="parquet/csv of processing conditions instead of prior draws"),
-    modality: str = typer.Option("spinodal", help=MODALITY_HELP),
+    modality: str = typer.Option(DEFAULT_MODALITY, help=MODALITY_HELP),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ):
     """Run the physics oracle and append the samples to a dataset."""
@@ -162,7 +166,7 @@ def train(
     warm_start: Optional[Path] = typer.Option(None, help="start from this checkpoint's weights"),
     seed: int = typer.Option(0),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
-    modality: str = typer.Option("spinodal", help=MODALITY_HELP),
+    modality: str = typer.Option(DEFAULT_MODALITY, help=MODALITY_HELP),
     method: str = typer.Option("diffusion", help="generator family: diffusion (rectified flow / VP, U-Net), vae, "
                                "latent_diffusion, normalizing_flow or gan (docs/methods.md)"),
     path: str = typer.Option("rectified_flow", help="diffusion noise path: rectified_flow, vp_linear or vp_cosine"),
@@ -221,7 +225,7 @@ def reflow(
     steps: int = typer.Option(1000, min=1, help="optimiser steps on the pairs"),
     lr: float = typer.Option(1e-3, min=0.0),
     seed: int = typer.Option(0),
-    modality: str = typer.Option("spinodal", help=MODALITY_HELP),
+    modality: str = typer.Option(DEFAULT_MODALITY, help=MODALITY_HELP),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ):
     """Reflow a rectified flow: regenerate (noise, sample) pairs with it and retrain on them,
@@ -246,7 +250,7 @@ def distill(
     grid: int = typer.Option(18, min=2, help="teacher ODE grid points"),
     sampler_steps: int = typer.Option(2, min=1, max=8, help="the student's default consistency steps (1–4 typical)"),
     seed: int = typer.Option(0),
-    modality: str = typer.Option("spinodal", help=MODALITY_HELP),
+    modality: str = typer.Option(DEFAULT_MODALITY, help=MODALITY_HELP),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ):
     """Consistency distillation: a student that samples in 1–4 steps from a diffusion teacher."""
@@ -283,7 +287,7 @@ def design(
     physics_guidance: float = typer.Option(0.0, min=0.0, help="physics-guidance scale: steer every sampling step "
                                            "through the differentiable homogeniser toward the targets (0 = off; "
                                            "30 measured best, docs/physics_guidance.md)"),
-    modality: str = typer.Option("spinodal", help=MODALITY_HELP),
+    modality: str = typer.Option(DEFAULT_MODALITY, help=MODALITY_HELP),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ):
     """Generate candidates for targets, validate them and pick a design per target."""
@@ -335,6 +339,23 @@ def tasks(verbose: bool = typer.Option(False, "--verbose", "-v")):
 
 
 @app.command()
+def modalities(verbose: bool = typer.Option(False, "--verbose", "-v")):
+    """List the modalities (built-in and installed plug-ins) with their sample shape and condition fields."""
+    _setup(verbose)
+    from genmat.modalities import BUILTIN, get_modality, modality_names
+
+    for name in modality_names():
+        where = "built-in" if name in BUILTIN else "plug-in"
+        try:
+            mod = get_modality(name)
+        except GenmatError as exc:
+            typer.echo(f"{name}  ({where}; cannot be used: {exc})")
+            continue
+        fields = ", ".join(f"{f.name} [{f.unit}]" if f.unit else f.name for f in mod.schema.fields)
+        typer.echo(f"{name}  ({where}, samples {tuple(mod.sample_shape)})\n    conditions: {fields}")
+
+
+@app.command()
 def recipes(
     target: List[str] = typer.Option([], "--target", "-t", help="one target, repeatable per field: FIELD=VALUE, "
                                      "FIELD>=VALUE, FIELD<=VALUE or 'FIELD in [LOW, HIGH]'"),
@@ -353,7 +374,7 @@ def recipes(
     compare: bool = typer.Option(True, help="also run a random library of the same oracle budget (and, for a --task, "
                                  "show per-target BO from the stored design benchmark)"),
     tracking: bool = typer.Option(True, help="log to MLflow (experiment genmat-recipes)"),
-    modality: str = typer.Option("spinodal", help=MODALITY_HELP),
+    modality: str = typer.Option(DEFAULT_MODALITY, help=MODALITY_HELP),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ):
     """Recipes (processing) for point, range and one-sided targets, each verified by the process simulator."""
@@ -409,7 +430,7 @@ def validate(
     samples: Path = typer.Argument(..., help=".npy array of samples: (n, 1, N, N) micrographs or (n, 1, N) spectra"),
     targets: Optional[Path] = typer.Option(None, help="parquet/csv with one condition row per sample"),
     out: Optional[Path] = typer.Option(None, help="write the report here (.csv or .parquet)"),
-    modality: str = typer.Option("spinodal", help=MODALITY_HELP),
+    modality: str = typer.Option(DEFAULT_MODALITY, help=MODALITY_HELP),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ):
     """Check samples (e.g. your own micrographs or spectra) with the physics and simulator validators."""
@@ -560,7 +581,9 @@ def main() -> None:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        typer.echo(f"genmat: error: {where} = {first.get('input')!r}: {first['msg']}{more}", err=True)
+        msg = first["msg"].removeprefix("Value error, ")
+        text = f"{where} = {first.get('input')!r}: {msg}" if where else msg  # a whole-model check names its fields
+        typer.echo(f"genmat: error: {text}{more}", err=True)
         sys.exit(2)
     except (GenmatError, OSError) as exc:  # what the user can fix: bad input, bad data, disk, a service
         msg = str(exc).strip().splitlines()

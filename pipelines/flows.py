@@ -20,7 +20,8 @@ from prefect.cache_policies import NONE
 from prefect.context import get_run_context
 
 from genmat.loop import ClosedLoop, LoopConfig
-from genmat.loop.closed_loop import open_tracker
+from genmat.loop.closed_loop import open_tracker, report_columns
+from genmat.modalities import get_modality
 from genmat.loop.state import LoopState
 from genmat.loop.steps import (
     DesignParams,
@@ -143,18 +144,17 @@ def closed_loop(
         status = "FINISHED"
     finally:
         tracker.end(status)
-    _summary_artifacts(state)
+    _summary_artifacts(state, get_modality(config.modality, **config.modality_options))
     logger.info("loop finished: %s; report at %s", state.stop_reason, config.workdir / "report.md")
     return {"stop_reason": state.stop_reason, "history": state.history, "workdir": str(config.workdir),
             "mlflow_run_id": state.tracking.get("parent_run_id")}
 
 
-def _summary_artifacts(state: LoopState) -> None:
+def _summary_artifacts(state: LoopState, modality) -> None:
     history = pd.DataFrame(state.history)
     if history.empty:
         return
-    cols = [c for c in ("iteration", "hit_rate", "physics_pass_rate", "E_mape", "density_mape", "s2_error",
-                        "novelty_mean", "simulator_calls", "simulator_calls_per_hit", "n_train") if c in history]
+    cols = report_columns(modality, history, short=True)
     table = history[cols].round(4).replace([float("inf")], None)
     create_table_artifact(table.to_dict(orient="records"), key="closed-loop-iterations",
                           description="genmat closed loop: one row per iteration")

@@ -90,6 +90,7 @@ def tiny_loop_config(workdir, **overrides):
             sampler=SamplerConfig(steps=2, method="euler"),
         ),
         train=TrainConfig(batch_size=8, warmup_steps=1, log_every=1, checkpoint_every=2),
+        physics_guidance=0.0,  # the spinodal default (30) is tested on its own
     )
     settings.update(overrides)
     return LoopConfig(**settings)

@@ -32,7 +32,7 @@ def test_network_evals_formula():
 def test_nearest_steps_falls_back_to_the_closest_swept_count():
     quick = methods.Settings.quick_settings()
     assert methods.nearest_steps("flow_matching", "heun", 50, quick) == 4
-    assert methods.nearest_steps("ddpm", "ddpm", 250, quick) == 250  # no ddpm count in (1, 2, 4): all swept
+    assert methods.nearest_steps("ddpm", "ddpm", 250, quick) == 10  # no ddpm count in (1, 2, 4): its fewest
     assert methods.nearest_steps("flow_matching", "heun", 10, methods.Settings()) == 10
 
 

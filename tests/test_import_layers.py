@@ -203,3 +203,51 @@ def test_rules_are_data(tmp_path):
     assert find_violations(tmp_path, may_import={"genmat.nn": ()}) == []
     problems = find_violations(tmp_path, may_import={"genmat.sim": ("genmat.nn",)})
     assert len(problems) == 1 and "genmat.sim may import only genmat.nn" in problems[0]
+
+
+# ---------------------------------------------------------------- generic code names no modality
+GENERIC = ("genmat/loop", "genmat/validate/report.py", "pipelines")  # what must work for any modality (issue 12)
+
+
+def _modality_words() -> set[str]:
+    """Every built-in modality's name and condition fields."""
+    from genmat.modalities import BUILTIN, get_modality
+
+    words = set(BUILTIN)
+    for name in BUILTIN:
+        words.update(f.name for f in get_modality(name).schema.fields)
+    return words
+
+
+def _code_words(path: Path) -> list[tuple[int, str]]:
+    """Identifiers and string constants of a module — its docstrings and comments excluded."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                  and node.body and isinstance(node.body[0], ast.Expr)
+                  and isinstance(node.body[0].value, ast.Constant) and isinstance(node.body[0].value.value, str)}
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            out.append((node.lineno, node.value))
+        elif isinstance(node, ast.Name):
+            out.append((node.lineno, node.id))
+        elif isinstance(node, ast.Attribute):
+            out.append((node.lineno, node.attr))
+    return out
+
+
+def test_generic_code_names_no_modality():
+    """The loop, the report and the flows read everything modality-specific from the
+    modality (docs/modalities.md): no built-in modality's name or condition field appears
+    in their code (as a word of a string or an identifier)."""
+    import re
+
+    words = _modality_words()
+    pattern = re.compile(r"(?<![A-Za-z0-9])(" + "|".join(map(re.escape, sorted(words, key=len, reverse=True)))
+                         + r")(?![A-Za-z0-9])")
+    files = [p for g in GENERIC for p in ([REPO / g] if g.endswith(".py") else sorted((REPO / g).rglob("*.py")))]
+    assert len(files) > 5
+    found = [f"{p.relative_to(REPO)}:{line}: {text!r}" for p in files for line, text in _code_words(p)
+             if pattern.search(text.replace("sim_", " ").replace("target_", " "))]
+    assert not found, "modality names in generic code:\n" + "\n".join(found)

@@ -45,7 +45,7 @@ from genmat.loop.steps import (
     train_step,
 )
 from genmat.loop.targets import held_out_targets
-from genmat.modalities import get_modality
+from genmat.modalities import DEFAULT_MODALITY, get_modality
 from genmat.nn import UNetConfig
 from genmat.tracking import MlflowTracker, NullTracker
 from genmat.train import TrainConfig
@@ -68,9 +68,9 @@ class LoopConfig(BaseModel):
     """Everything a closed-loop run needs; the defaults are the CPU demo."""
 
     model_config = ConfigDict(extra="forbid")
-    modality: str = "spinodal"
+    modality: str = DEFAULT_MODALITY
     modality_options: dict[str, Any] = Field(default_factory=dict)
-    workdir: Path = Path("runs/spinodal")
+    workdir: Path = Path("runs") / DEFAULT_MODALITY
     seed: int = 0
     initial_samples: int = Field(192, ge=16, description="oracle samples before the first iteration")
     n_targets: int = Field(32, ge=1, description="held-out targets (ignored when targets_file is given)")
@@ -88,7 +88,8 @@ class LoopConfig(BaseModel):
     # (docs/running.md) the final hit rate is unchanged and `make demo` ≈ 40 % faster
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(batch_size=32))
     sampler: Optional[SamplerConfig] = None
-    physics_guidance: float = Field(0.0, ge=0, description="physics-guidance scale of every design step (0 = off)")
+    physics_guidance: float = Field(0.0, ge=0, description="physics-guidance scale of every design step (0 = off; "
+                                    "a modality may default otherwise, in its loop_defaults)")
 
     @model_validator(mode="before")
     @classmethod
@@ -97,13 +98,21 @@ class LoopConfig(BaseModel):
         and the workdir ``runs/<modality>``."""
         if not isinstance(data, dict):
             return data
-        name = data.get("modality", "spinodal")
+        name = data.get("modality", DEFAULT_MODALITY)
         try:
             defaults = dict(get_modality(name, **data.get("modality_options", {})).loop_defaults)
         except (ValueError, TypeError) as exc:
             raise InputError(f"modality {name!r} with options {data.get('modality_options', {})}: {exc}") from exc
         defaults["workdir"] = Path("runs") / name
         return {**defaults, **data}
+
+    @model_validator(mode="after")
+    def _guidance_needs_physics(self) -> "LoopConfig":
+        if self.physics_guidance > 0 and get_modality(self.modality, **self.modality_options).physics_model() is None:
+            raise InputError(f"physics_guidance = {self.physics_guidance:g}: modality {self.modality!r} has no "
+                             "differentiable physics model; allowed: 0", field="physics_guidance",
+                             value=self.physics_guidance, allowed="0")
+        return self
 
     @property
     def dataset(self) -> Path:
@@ -307,7 +316,7 @@ class ClosedLoop:
         curves = {f"iteration {k}": self.state.steps.get(f"iter{k}/train", {}).get("losses", [])
                   for k in range(len(history))}
         pics.append(plots.save(plots.loss_curves(curves), wd / "loss_curves.png"))
-        report = write_report(self.state, wd)
+        report = write_report(self.state, wd, self.modality)
         for p in [*pics, report, wd / "history.csv"]:
             self.tracker.log_artifact(p, "summary")
         if (wd / "targets.png").exists():
@@ -349,13 +358,21 @@ def _targets_of(report_rows: pd.DataFrame) -> pd.DataFrame:
     return report_rows[cols].rename(columns=lambda c: c[len("target_"):]).reset_index(drop=True)
 
 
-def write_report(state: LoopState, workdir: Path) -> Path:
+def report_columns(modality, history: pd.DataFrame, short: bool = False) -> list[str]:
+    """The per-iteration columns of reports: the generic ones around the modality's own
+    (``Modality.report_metrics``); ``short`` for the Prefect table artifact."""
+    head = ("iteration", "hit_rate") if short else ("iteration", "hit_rate", "hits", "targets", "candidate_hit_rate")
+    tail = (("novelty_mean", "simulator_calls", "simulator_calls_per_hit", "n_train") if short else
+            ("novelty_mean", "simulator_calls", "simulator_calls_total", "simulator_calls_per_hit",
+             "oracle_calls_per_hit_total", "candidates_per_hit", "n_train", "train_step", "train_loss"))
+    cols = (*head, "physics_pass_rate", *modality.report_metrics, *tail)
+    return [c for c in dict.fromkeys(cols) if c in history]
+
+
+def write_report(state: LoopState, workdir: Path, modality) -> Path:
     """A Markdown report of the run beside its pictures."""
     h = pd.DataFrame(state.history)
-    cols = [c for c in ("iteration", "hit_rate", "hits", "targets", "candidate_hit_rate", "physics_pass_rate",
-                        "E_mape", "density_mape", "fraction_mae", "fraction_mae_hits", "size_mape", "rwp_ratio_median",
-                        "s2_error", "novelty_mean", "simulator_calls", "simulator_calls_total", "simulator_calls_per_hit",
-                        "oracle_calls_per_hit_total", "candidates_per_hit", "n_train", "train_step", "train_loss") if c in h]
+    cols = report_columns(modality, h)
     lines = ["# genmat closed-loop report", "", f"Stopped: {state.stop_reason or 'not finished'}", "",
              "## Per iteration", "", _markdown_table(h[cols]), "",
              "![hit rate](hit_rate.png)", "", "![training loss](loss_curves.png)", ""]

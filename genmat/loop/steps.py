@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Optional
 
@@ -28,17 +27,17 @@ from genmat.generate import Generator, GeneratorConfig, SamplerConfig
 from genmat.loop.acquisition import acquire_near
 from genmat.loop.design import DesignResult, design
 from genmat.loop.screening import PropertySurrogate
-from genmat.modalities import get_modality
-from genmat.train import TrainConfig, load_checkpoint
+from genmat.modalities import DEFAULT_MODALITY, get_modality
+from genmat.train import TrainConfig
 
 log = logging.getLogger(__name__)
 
 
 class StepParams(BaseModel):
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
-    modality: str = "spinodal"
+    modality: str = DEFAULT_MODALITY
     modality_options: dict[str, Any] = Field(default_factory=dict)
-    dataset: Path = Path("runs/spinodal/dataset")
+    dataset: Path = Path("runs") / DEFAULT_MODALITY / "dataset"
 
     def build_modality(self):
         return get_modality(self.modality, **self.modality_options)
@@ -179,9 +178,9 @@ def train_step(p: TrainParams, progress: bool = True, callbacks=()) -> dict:
     store = open_dataset(p, modality)
     generator = Generator(p.generator, modality.schema, modality.sample_shape, device=p.train.device)
     data = _training_tensors(store, modality)
-    penalty = getattr(modality, "physics_penalty", None) if p.generator.penalties else None
-    offered = tuple(getattr(modality, "penalty_terms", ()))
-    if p.generator.penalties and (penalty is None or set(p.generator.penalties) - set(offered)):
+    penalty = modality.physics_penalty if p.generator.penalties else None
+    offered = tuple(modality.penalty_terms)
+    if p.generator.penalties and set(p.generator.penalties) - set(offered):
         raise InputError(f"generator penalties {p.generator.penalties}: modality {modality.name!r} offers "
                          f"{', '.join(offered) or 'no physics penalties'}")
     result = generator.fit(data, p.train, checkpoint_path=p.checkpoint, warm_start=p.warm_start,

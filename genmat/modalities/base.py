@@ -1,4 +1,6 @@
-"""The contract every modality fulfils."""
+"""The contract every modality fulfils (:class:`Modality`) and a base class with the
+optional parts filled in (:class:`ModalityBase`), for built-in and plug-in modalities alike
+(docs/modalities.md)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import pandas as pd
 import torch
 
 from genmat.conditions import ConditionSchema
+from genmat.errors import InputError
 from genmat.validate import NoveltyConfig
 
 
@@ -24,6 +27,10 @@ class Modality(Protocol):
     novelty: "NoveltyConfig"  # copy-check settings for its samples
     any_size: bool  # validators accept samples of other spatial sizes than sample_shape
     penalty_terms: tuple[str, ...]  # optional: the terms physics_penalty returns (physics-penalised training)
+    design_tasks: tuple  # optional: named design problems (genmat.tasks.DesignTask) of this modality
+    design_tolerances: dict  # optional: {field: genmat.tasks.Tolerance} of point targets (recipes, guidance)
+    tolerance_bands: dict  # optional: {field: ("rel" | "abs", tol)} bands of target-vs-simulated pictures
+    report_metrics: tuple[str, ...]  # optional: design metrics of its own that the loop's reports show
 
     def simulator_settings(self) -> dict:
         """JSON-safe settings and version of the oracle (stored in the dataset manifest)."""
@@ -69,3 +76,90 @@ class Modality(Protocol):
 
     def plot_samples(self, samples: torch.Tensor, titles: Sequence[str], ncols: int = 8, conditions=None):
         """A matplotlib Figure showing the samples (with ``conditions``: against their targets)."""
+
+    def design_metrics(self, report: pd.DataFrame, designs: pd.DataFrame) -> dict[str, float]:
+        """Optional: modality-specific metrics of one design step (added to the generic ones)."""
+
+
+#: What a modality must define itself; everything else of :class:`Modality` has a default
+#: in :class:`ModalityBase`.
+REQUIRED = ("name", "sample_shape", "schema", "target_fields", "checked_fields", "simulator_settings",
+            "draw_processing", "perturb", "simulate", "measure", "physics_checks", "simulator_checks")
+
+
+def missing_members(modality) -> list[str]:
+    """The members of :class:`Modality` that ``modality`` lacks (empty: it conforms)."""
+    members = {*Modality.__annotations__, *(n for n in vars(Modality) if not n.startswith("_"))}
+    return sorted(m for m in members if not hasattr(modality, m))
+
+
+def sample_grid(n: int, ncols: int, cell: tuple[float, float]):
+    """A matplotlib figure with a grid of axes for n samples, ``ncols`` wide (fewer when
+    n is smaller), each cell ``cell`` inches; the axes beyond n are switched off."""
+    import matplotlib.pyplot as plt
+
+    ncols = max(1, min(ncols, n))
+    nrows = max(1, -(-n // ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(cell[0] * ncols, cell[1] * nrows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    return fig, axes
+
+
+class ModalityBase:
+    """The optional parts of :class:`Modality` with their defaults. A modality subclasses it
+    and defines the :data:`REQUIRED` members (docs/modalities.md has a complete example)."""
+
+    hit_metric = "hit_rate"  # the fraction of targets whose returned design hits
+    relabel_failures = True  # a failed candidate is a real sample of its simulated properties
+    loop_defaults: dict = {}  # LoopConfig's defaults suit it
+    novelty = NoveltyConfig()
+    any_size = False  # the validators accept sample_shape only
+    penalty_terms: tuple[str, ...] = ()
+    design_tasks: tuple = ()
+    design_tolerances: dict = {}
+    tolerance_bands: dict = {}
+    report_metrics: tuple[str, ...] = ()
+
+    def physics_model(self, fidelity: str = "cheap"):
+        return None  # no differentiable physics: no physics guidance
+
+    def physics_penalty(self, x0_hat, x0, values, mask) -> dict:
+        raise InputError(f"modality {self.name!r} offers no physics penalties")
+
+    def screening_features(self, samples: torch.Tensor):
+        return None  # every plausible candidate goes to the simulator check
+
+    def design_metrics(self, report: pd.DataFrame, designs: pd.DataFrame) -> dict[str, float]:
+        return {}
+
+    def title(self, row, prefix: str = "") -> str:
+        parts = []
+        for f in self.target_fields:
+            v = row.get(prefix + f)
+            if v is not None and np.isfinite(v):
+                parts.append(f"{f} {v:.3g}")
+        return ", ".join(parts)
+
+    def candidate_title(self, row) -> str:
+        verdict = str(row.get("verdict", ""))
+        if row.get("simulated"):
+            sim = self.title(row, "sim_")
+            return f"{sim}\n{verdict}" if sim else verdict
+        return verdict
+
+    def plot_samples(self, samples: torch.Tensor, titles: Sequence[str], ncols: int = 8, conditions=None):
+        """1-D samples as lines, 2-D ones as images (first channel), in a grid."""
+        n = samples.shape[0]
+        fig, axes = sample_grid(n, ncols, (2.0, 1.8))
+        data = samples[:, 0].detach().cpu().numpy()
+        for i, ax in enumerate(axes.flat[:n]):
+            if data.ndim == 2:
+                ax.plot(data[i], lw=0.8, color="k")
+                ax.tick_params(labelsize=5)
+            else:
+                ax.imshow(data[i], cmap="cividis", interpolation="nearest")
+                ax.axis("off")
+            ax.set_title(titles[i] if i < len(titles) else "", fontsize=6)
+        fig.tight_layout()
+        return fig

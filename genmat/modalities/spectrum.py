@@ -23,9 +23,7 @@ import torch
 from genmat import sim
 from genmat.conditions import ConditionError, ConditionSchema, Field
 from genmat.errors import InputError
-from genmat.generate import GeneratorConfig
-from genmat.nn import UNetConfig
-from genmat.train import TrainConfig
+from genmat.modalities.base import ModalityBase, sample_grid
 from genmat.validate import NoveltyConfig
 from genmat.validate.spectrum import (
     SpectrumChecks,
@@ -100,22 +98,23 @@ def _schema(config: SpectrumConfig) -> ConditionSchema:
     )
 
 
-class SpectrumModality:
+class SpectrumModality(ModalityBase):
     """XRD or Raman spectra of phase mixtures; see the module docstring."""
 
     hit_metric = "candidate_hit_rate"  # fraction of all candidates passing every check
     relabel_failures = False  # failures are replaced by simulated spectra of their condition
     any_size = False  # spectra live on the oracle's fixed axis
+    report_metrics = ("fraction_mae", "fraction_mae_hits", "size_mape", "rwp_ratio_median")
     # Demo defaults of the closed loop (LoopConfig fields); every candidate is checked.
     loop_defaults = {
         "n_candidates": 4, "n_simulate": 4, "acquire_per_target": 8, "initial_samples": 256, "n_targets": 12,
-        "first_train_steps": 400, "next_train_steps": 400, "train": TrainConfig(),  # batch 64
+        "first_train_steps": 400, "next_train_steps": 400, "train": {"batch_size": 64},
         # spectra are designed for every field at once (fractions, size, strain, temperature):
         # train on the full mask with per-field dropout, as measured in docs/spectra.md
-        "generator": GeneratorConfig(unet=UNetConfig(spatial_dims=1, base_channels=16, channel_mults=(1, 2, 4, 4),
-                                                     padding_mode="replicate", position_features=8),
-                                     cond_masks="independent"),
-    }
+        "generator": {"unet": {"spatial_dims": 1, "base_channels": 16, "channel_mults": [1, 2, 4, 4],
+                               "padding_mode": "replicate", "position_features": 8},
+                      "cond_masks": "independent"},
+    }  # LoopConfig fields as in a --config file (plain JSON: a modality needs no generator imports)
 
     def __init__(self, config: SpectrumConfig | None = None, **overrides) -> None:
         config = config or SpectrumConfig()
@@ -227,6 +226,22 @@ class SpectrumModality:
     def screening_features(self, samples: torch.Tensor):
         return None  # the simulator check is cheap: every plausible candidate is checked
 
+    def design_metrics(self, report: pd.DataFrame, designs: pd.DataFrame) -> dict[str, float]:
+        """Per-phase |recovered − target| fraction errors (all simulated candidates, and the
+        hits), crystallite-size error and the R_wp / R_exp ratio of the simulated candidates."""
+        if "fraction_abs_err" not in report:
+            return {}
+        frac = [c for c in report.columns if c.startswith("sim_frac_") and "target_" + c[4:] in report]
+        err = np.abs(report[frac].to_numpy(float) - report[["target_" + c[4:] for c in frac]].to_numpy(float))
+        simulated = report["simulated"].to_numpy(bool)
+        hits = report["verdict"].eq("hit").to_numpy()
+        return {
+            "fraction_mae": float(np.nanmean(err[simulated])) if simulated.any() else float("nan"),
+            "fraction_mae_hits": float(np.nanmean(err[hits])) if hits.any() else float("nan"),
+            "size_mape": float(report.loc[simulated, "size_rel_err"].abs().mean()),
+            "rwp_ratio_median": float(report.loc[simulated, "rwp_ratio"].median()),
+        }
+
     # ------------------------------------------------------------------------ pictures
     def title(self, row, prefix: str = "") -> str:
         mix = " ".join(f"{p[:4]} {row.get(prefix + f, np.nan):.2f}" for p, f in zip(self.phases, self.fraction_fields)
@@ -251,11 +266,7 @@ class SpectrumModality:
         import matplotlib.pyplot as plt
 
         n = samples.shape[0]
-        ncols = max(1, min(ncols, n))
-        nrows = max(1, -(-n // ncols))
-        fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.3 * nrows), squeeze=False)
-        for ax in axes.flat[n:]:
-            ax.axis("off")
+        fig, axes = sample_grid(n, ncols, (3.4, 2.3))
         x = self.technique.axis.x
         y = self.counts(samples)
         ref = None

@@ -19,6 +19,7 @@ import torch
 from genmat import sim
 from genmat.conditions import ConditionError, ConditionSchema, Field
 from genmat.errors import InputError
+from genmat.modalities.base import ModalityBase, sample_grid
 from genmat.tasks import DesignTask, Tolerance
 from genmat.validate import (
     MicrographChecks,
@@ -122,16 +123,19 @@ DESIGN_TASKS = (
 )
 
 
-class SpinodalModality:
+class SpinodalModality(ModalityBase):
     name = "spinodal"
     design_tasks = DESIGN_TASKS
     target_fields = ("E_GPa", "density_g_cm3")
     checked_fields = ("E_GPa", "density_g_cm3", "k_W_mK")  # what the simulator check verifies
     hit_metric = "hit_rate"  # fraction of targets whose returned design hits
     relabel_failures = True  # a failed micrograph is a real micrograph of its simulated properties
-    loop_defaults: dict = {}  # LoopConfig's defaults are this modality's demo
+    # LoopConfig's defaults are this modality's demo, with physics guidance: measured
+    # (docs/physics_guidance.md) it lifts the demo loop to 32/32 at iteration 0 (seeds 0, 1)
+    loop_defaults: dict = {"physics_guidance": 30.0}
     novelty = NoveltyConfig()  # translation-invariant copy check on the periodic grid
     any_size = True  # the validators measure micrographs of any N × N, not only the grid's
+    report_metrics = ("E_mape", "density_mape", "s2_error")  # columns of the loop's reports
 
     @property
     def tolerance_bands(self) -> dict[str, tuple[str, float]]:
@@ -267,6 +271,16 @@ class SpinodalModality:
         )
         return torch.stack([phi, interface], dim=1).cpu().numpy().astype(np.float64)
 
+    def design_metrics(self, report: pd.DataFrame, designs: pd.DataFrame) -> dict[str, float]:
+        """Absolute errors of the returned designs (target units) and the candidates' S2 error."""
+        out = {}
+        for col, name in (("E_GPa", "E_mae_GPa"), ("density_g_cm3", "density_mae_g_cm3")):
+            if f"sim_{col}" in designs and f"target_{col}" in designs:
+                out[name] = float((designs[f"sim_{col}"] - designs[f"target_{col}"]).abs().mean())
+        if "s2_error" in report and report["s2_error"].notna().any():
+            out["s2_error"] = float(report["s2_error"].mean())
+        return out
+
     # ---------------------------------------------------------------- pictures
     def title(self, row, prefix: str = "") -> str:
         e, rho = row.get(prefix + "E_GPa"), row.get(prefix + "density_g_cm3")
@@ -281,12 +295,8 @@ class SpinodalModality:
     def plot_samples(self, samples: torch.Tensor, titles: Sequence[str], ncols: int = 8, conditions=None):
         """Micrographs in a grid (``conditions`` is accepted for a common signature; the
         titles carry the targets)."""
-        import matplotlib.pyplot as plt
 
-        n = samples.shape[0]
-        ncols = max(1, min(ncols, n))
-        nrows = max(1, -(-n // ncols))
-        fig, axes = plt.subplots(nrows, ncols, figsize=(1.6 * ncols, 1.75 * nrows), squeeze=False)
+        fig, axes = sample_grid(samples.shape[0], ncols, (1.6, 1.75))
         for ax in axes.flat:
             ax.axis("off")
         for ax, img, title in zip(axes.flat, samples[:, 0].cpu().numpy(), titles):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F

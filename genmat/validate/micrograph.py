@@ -262,7 +262,9 @@ def physics_checks(
     range_pass, two_phase_score (Otsu η), minority_fraction (smaller Otsu class),
     otsu_threshold, two_phase_pass, volume_fraction, vf_error
     (φ − φ_expected), vf_pass, s2_error, s2_pass, artefact_score, artefact_pass,
-    physics_pass (all passes). ``attrs["micrograph_checks"]`` keeps ``checks``.
+    physics_pass (all passes); physics_reason (why the micrograph is not physical, "" when it
+    is), condition_reason (vf or S2 against the condition, "" when they agree) and
+    physics_note, for the report. ``attrs["micrograph_checks"]`` keeps ``checks``.
     """
     c = _as_micrographs(samples).detach()
     b, n = c.shape[0], c.shape[-1]
@@ -311,5 +313,52 @@ def physics_checks(
         }
     )
     frame["physics_pass"] = frame[[col for col in frame.columns if col.endswith("_pass")]].all(axis=1)
-    frame.attrs["micrograph_checks"] = checks
+    # the checks explain themselves (genmat.validate.report reads these columns and attrs)
+    frame["physics_reason"] = [_invalid_reason(row, checks) for row in frame.itertuples()]
+    frame["condition_reason"] = [_condition_reason(row, checks) for row in frame.itertuples()]
+    frame["physics_note"] = "valid two-phase micrograph"
+    frame.attrs.update({"micrograph_checks": checks, "target_columns": MICROGRAPH_TARGETS,
+                        "validity_columns": VALIDITY_COLUMNS,
+                        "summary_means": {"vf_mae": ("vf_error", True), "mean_s2_error": ("s2_error", False)}})
     return frame
+
+
+#: The property columns a micrograph can be targeted on (the simulator check's).
+MICROGRAPH_TARGETS = ("E_GPa", "density_g_cm3", "k_W_mK")
+#: The checks whose failure makes a micrograph invalid (not physical); vf and S2 compare
+#: with the condition instead (a miss).
+VALIDITY_COLUMNS = ("finite_pass", "range_pass", "two_phase_pass", "artefact_pass")
+
+
+def _invalid_reason(row, checks: MicrographChecks) -> str:
+    """Why a micrograph is not physical ("" when it is)."""
+    if not row.finite_pass:
+        return "non-finite values (NaN or inf) in the micrograph"
+    out = []
+    if not row.range_pass:
+        out.append(f"values out of range (max |c| {row.max_abs:.3g} > {checks.max_abs_value:.3g})")
+    if not row.two_phase_pass:
+        if row.two_phase_score < checks.two_phase_min:
+            out.append(f"not two-phase (Otsu score {row.two_phase_score:.2f} < {checks.two_phase_min:.2f})")
+        else:
+            out.append(f"not two-phase (minority phase {100 * row.minority_fraction:.1f} % of pixels "
+                       f"< {100 * checks.min_class_fraction:g} %)")
+    if not row.artefact_pass:
+        out.append(f"grid/checkerboard artefacts ({100 * row.artefact_score:.1f} % of spectral power "
+                   f"above {checks.artefact_k_frac:g} × Nyquist > {100 * checks.artefact_max:g} %)")
+    return "; ".join(out)
+
+
+def _condition_reason(row, checks: MicrographChecks) -> str:
+    """How a physical micrograph disagrees with its condition ("" when it does not)."""
+    if not row.finite_pass:
+        return ""
+    out = []
+    if not row.vf_pass:
+        phi, err = row.volume_fraction, row.vf_error
+        out.append(f"volume fraction {phi:.3f} vs {phi - err:.3f} implied by the condition "
+                   f"(off by {abs(err):.3f} > {checks.vf_tol:g})")
+    if not row.s2_pass:
+        out.append(f"S2 differs from the simulator reference by {100 * row.s2_error:.1f} % "
+                   f"(tolerance {100 * checks.s2_rel_tol:g} %)")
+    return "; ".join(out)

@@ -75,7 +75,8 @@ def simulator_check(
     ``sim_pass`` is True only when at least one property is targeted and every
     targeted property is within tolerance: with no property target the simulator has
     confirmed nothing, so it does not pass (the report judges such rows on the
-    physics checks alone). ``attrs["tolerances"]`` keeps ``tolerances``.
+    physics checks alone). ``sim_reason`` and ``sim_note`` say which targeted properties
+    missed and which were met. ``attrs["tolerances"]`` keeps ``tolerances``.
     """
     c = _as_micrographs(samples)
     if not isinstance(targets, pd.DataFrame):
@@ -109,5 +110,28 @@ def simulator_check(
         all_pass &= passed
     frame["n_targets"] = n_targets
     frame["sim_pass"] = all_pass & (n_targets > 0)
-    frame.attrs["tolerances"] = tolerances
+    # the check explains itself (genmat.validate.report): what missed, and what was confirmed
+    messages = [[(_property_message(row, prop, tolerances), bool(row[f"{prop}_pass"]))
+                 for prop, (col, _, _) in TARGET_PROPERTIES.items() if pd.notna(row[f"target_{col}"])]
+                for _, row in frame.iterrows()]
+    frame["sim_reason"] = ["; ".join(m for m, ok in row if not ok) for row in messages]
+    frame["sim_note"] = ["; ".join(m for m, ok in row if ok) for row in messages]
+    frame.attrs.update({"tolerances": tolerances, "target_columns": tuple(c for c, _, _ in TARGET_PROPERTIES.values()),
+                        "properties": {prop: col for prop, (col, _, _) in TARGET_PROPERTIES.items()}})
     return frame
+
+
+_DECIMALS = {"E": 1, "density": 3, "k": 1}  # decimals of each property in the messages
+
+
+def _property_message(row: pd.Series, prop: str, tolerances: Tolerances) -> str:
+    col, _key, unit = TARGET_PROPERTIES[prop]
+    measured, target, rel = row[f"sim_{col}"], row[f"target_{col}"], row[f"{prop}_rel_err"]
+    if not math.isfinite(measured):
+        return f"{prop} could not be measured (simulator gave {measured})"
+    tol = f"tolerance {100 * tolerances.of(prop):g} %"
+    m, t = (f"{v:.{_DECIMALS[prop]}f} {unit}" for v in (measured, target))
+    if abs(rel) <= tolerances.of(prop):
+        return f"{prop} {m} within {100 * abs(rel):.1f} % of target {t} ({tol})"
+    side = "above" if rel > 0 else "below"
+    return f"{prop} {m} is {100 * abs(rel):.1f} % {side} target {t} ({tol})"
