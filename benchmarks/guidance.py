@@ -45,7 +45,7 @@ def ensure_model(workdir: Path, iterations: int, seed: int) -> tuple[Path, Path]
     ckpt = workdir / f"iter_{iterations - 1:02d}" / "model.ckpt"
     if not ckpt.exists():
         log.info("training the demo's generator into %s (%d loop iterations)", workdir, iterations)
-        ClosedLoop(LoopConfig(workdir=workdir, max_iterations=iterations, seed=seed)).run()
+        ClosedLoop(LoopConfig(workdir=workdir, max_iterations=iterations, seed=seed, physics_guidance=0.0)).run()
     return ckpt, workdir / "dataset"
 
 
@@ -57,7 +57,7 @@ def ensure_ablation(workdir: Path, iterations: int, penalties: dict[str, float],
     from genmat.loop.closed_loop import LoopConfig
     from genmat.loop.steps import TrainParams, train_step
 
-    loop = LoopConfig(workdir=workdir, max_iterations=iterations, seed=seed)
+    loop = LoopConfig(workdir=workdir, max_iterations=iterations, seed=seed, physics_guidance=0.0)
     k = iterations - 1
     start = loop.iteration_dir(k - 1) / "model.ckpt" if k else None
     steps = loop.next_train_steps if k else loop.first_train_steps

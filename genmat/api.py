@@ -1,7 +1,7 @@
 """The Python API for scientists' scripts: a few functions over the library.
 
     import genmat
-    result = genmat.design({"E_GPa": 180, "density_g_cm3": 2.95}, checkpoint="runs/spinodal/iter_03/model.ckpt")
+    result = genmat.design({"E_GPa": 180, "density_g_cm3": 2.95}, checkpoint="runs/spinodal/model.ckpt")
     result.designs      # one row per target: the returned micrograph's simulated properties, hit or miss
     result.report       # one row per candidate: every check, verdict and reason
     result.samples      # the candidates, (n_targets · n_candidates, 1, N, N)

@@ -476,6 +476,8 @@ def loop(
     iterations: Optional[int] = typer.Option(None, min=1, help="maximum loop iterations"),
     seed: Optional[int] = typer.Option(None),
     modality: Optional[str] = typer.Option(None, help=MODALITY_HELP + " (default: the config's, else spinodal)"),
+    task: Optional[str] = typer.Option(None, help="a registered design task of point targets (genmat tasks), e.g. "
+                                       "spinodal-tight32: its targets, tolerances and modality options"),
     prefect: bool = typer.Option(True, help="run as the Prefect flow `closed_loop` (--no-prefect: plain library call)"),
     tracking: bool = typer.Option(True, help="record in MLflow (MLFLOW_TRACKING_URI, default sqlite:///mlflow.db)"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
@@ -485,7 +487,7 @@ def loop(
     A killed loop resumes where it stopped when run again with the same --workdir.
     """
     _setup(verbose)
-    cfg = _load_config(config, workdir=workdir, max_iterations=iterations, seed=seed, modality=modality)
+    cfg = _load_config(config, workdir=workdir, max_iterations=iterations, seed=seed, modality=modality, task=task)
     _check_services(tracking=tracking, prefect=prefect)
     if prefect:
         from pipelines.flows import closed_loop

@@ -58,7 +58,7 @@ def test_a_plugin_runs_through_simulate_train_design_validate(site, tmp_path):
                          env=_env(site), timeout=120)
     assert out.returncode == 0, out.stderr
     assert "peaks  (plug-in, samples (1, 32))" in out.stdout and "position" in out.stdout
-    config = {"initial_samples": 48, "n_targets": 3, "max_iterations": 2, "first_train_steps": 300,
+    config = {"initial_samples": 48, "n_targets": 3, "max_iterations": 1, "first_train_steps": 300,
               "next_train_steps": 50, "n_candidates": 3, "acquire_per_target": 2,
               "generator": {"unet": {"spatial_dims": 1, "base_channels": 8, "channel_mults": [1, 2], "embed_dim": 32,
                                      "padding_mode": "replicate"}, "sampler": {"steps": 8, "method": "heun"}},
@@ -70,7 +70,7 @@ def test_a_plugin_runs_through_simulate_train_design_validate(site, tmp_path):
                          capture_output=True, text=True, env=_env(site), cwd=tmp_path, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     state = json.loads((work / "state.json").read_text())
-    assert [row["iteration"] for row in state["history"]] in ([0], [0, 1])
+    assert [row["iteration"] for row in state["history"]] == [0]
     last = state["history"][-1]
     assert last["targets"] == 3 and 0 <= last["hit_rate"] <= 1
     assert max(row["physics_pass_rate"] for row in state["history"]) > 0.5  # it learnt peaks

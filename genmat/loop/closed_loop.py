@@ -18,6 +18,7 @@ it as a flow or task; the default runner calls the step function directly.
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -75,6 +76,8 @@ class LoopConfig(BaseModel):
     initial_samples: int = Field(192, ge=16, description="oracle samples before the first iteration")
     n_targets: int = Field(32, ge=1, description="held-out targets (ignored when targets_file is given)")
     targets_file: Optional[Path] = None
+    task: Optional[str] = Field(None, description="a registered design task (genmat tasks) of point targets: its "
+                                "targets (n_targets of them), tolerances and modality options")
     max_iterations: int = Field(4, ge=1)
     hit_rate_goal: float = Field(1.0, gt=0, le=1)
     simulation_budget: int = Field(5000, ge=1, description="total oracle calls, initial data included")
@@ -98,12 +101,14 @@ class LoopConfig(BaseModel):
         and the workdir ``runs/<modality>``."""
         if not isinstance(data, dict):
             return data
+        if data.get("task") is not None:
+            data = {**data, **_task_settings(data)}
         name = data.get("modality", DEFAULT_MODALITY)
         try:
             defaults = dict(get_modality(name, **data.get("modality_options", {})).loop_defaults)
         except (ValueError, TypeError) as exc:
             raise InputError(f"modality {name!r} with options {data.get('modality_options', {})}: {exc}") from exc
-        defaults["workdir"] = Path("runs") / name
+        defaults["workdir"] = Path("runs") / (data.get("task") or name)
         return {**defaults, **data}
 
     @model_validator(mode="after")
@@ -120,6 +125,27 @@ class LoopConfig(BaseModel):
 
     def iteration_dir(self, k: int) -> Path:
         return self.workdir / f"iter_{k:02d}"
+
+
+def _task_settings(data: dict) -> dict:
+    """What a design task sets in a loop config: its modality, and modality options that
+    carry its tolerances into the simulator check (``Modality.task_options``)."""
+    from genmat.modalities import get_task
+
+    task = get_task(data["task"])
+    if data.get("targets_file") is not None:
+        raise InputError(f"task = {task.name!r} and targets_file: give one of them", field="task", value=task.name)
+    if data.get("modality", task.modality) != task.modality:
+        raise InputError(f"task {task.name!r} is a {task.modality} task; modality = {data['modality']!r}",
+                         field="modality", value=data["modality"], allowed=task.modality)
+    if tuple(task.kinds) != ("point",):
+        raise InputError(f"task {task.name!r} has {', '.join(k for k in task.kinds if k != 'point')} targets; the loop "
+                         "designs for point targets (genmat recipes --task designs for ranges and bounds)",
+                         field="task", value=task.name)
+    modality = get_modality(task.modality, **dict(task.modality_options))
+    options = {**dict(task.modality_options), **modality.task_options(task.tolerances),
+               **data.get("modality_options", {})}
+    return {"modality": task.modality, "modality_options": options}
 
 
 Runner = Callable[[str, BaseModel], dict]
@@ -173,6 +199,12 @@ class ClosedLoop:
             if c.targets_file is not None:
                 targets = read_table(c.targets_file)
                 self.modality.schema.validate_frame(targets[[k for k in targets if k in self.modality.schema.names]])
+            elif c.task is not None:
+                from genmat.modalities import get_task
+
+                target_set = get_task(c.task).targets(self.modality, c.n_targets)
+                self.state.record("targets/simulate", {"simulator_calls": int(c.n_targets)})  # its held-out simulations
+                targets = pd.DataFrame(target_set.point, columns=list(target_set.fields))
             else:
                 targets, samples = held_out_targets(self.modality, c.n_targets, seed=c.seed + 1_000_003)
                 # the held-out simulations are oracle calls too (counted before the targets file exists,
@@ -317,6 +349,9 @@ class ClosedLoop:
                   for k in range(len(history))}
         pics.append(plots.save(plots.loss_curves(curves), wd / "loss_curves.png"))
         report = write_report(self.state, wd, self.modality)
+        last = self.config.iteration_dir(len(history) - 1) / "model.ckpt"
+        if last.exists():  # the latest model at a fixed place: genmat design --checkpoint runs/demo/model.ckpt
+            atomic_write(wd / "model.ckpt", lambda tmp: shutil.copyfile(last, tmp))
         for p in [*pics, report, wd / "history.csv"]:
             self.tracker.log_artifact(p, "summary")
         if (wd / "targets.png").exists():
@@ -364,7 +399,8 @@ def report_columns(modality, history: pd.DataFrame, short: bool = False) -> list
     head = ("iteration", "hit_rate") if short else ("iteration", "hit_rate", "hits", "targets", "candidate_hit_rate")
     tail = (("novelty_mean", "simulator_calls", "simulator_calls_per_hit", "n_train") if short else
             ("novelty_mean", "simulator_calls", "simulator_calls_total", "simulator_calls_per_hit",
-             "oracle_calls_per_hit_total", "candidates_per_hit", "n_train", "train_step", "train_loss"))
+             "oracle_calls_per_hit_total", "physics_evaluations", "candidates_per_hit", "n_train", "train_step",
+             "train_loss"))
     cols = (*head, "physics_pass_rate", *modality.report_metrics, *tail)
     return [c for c in dict.fromkeys(cols) if c in history]
 

@@ -80,6 +80,10 @@ class Modality(Protocol):
     def design_metrics(self, report: pd.DataFrame, designs: pd.DataFrame) -> dict[str, float]:
         """Optional: modality-specific metrics of one design step (added to the generic ones)."""
 
+    def task_options(self, tolerances: dict) -> dict:
+        """Optional: modality options under which the simulator check uses a design task's
+        tolerances ``{field: genmat.tasks.Tolerance}`` (``genmat loop --task``)."""
+
 
 #: What a modality must define itself; everything else of :class:`Modality` has a default
 #: in :class:`ModalityBase`.
@@ -132,6 +136,9 @@ class ModalityBase:
 
     def design_metrics(self, report: pd.DataFrame, designs: pd.DataFrame) -> dict[str, float]:
         return {}
+
+    def task_options(self, tolerances: dict) -> dict:
+        raise InputError(f"modality {self.name!r} cannot run design tasks through the loop (no task_options)")
 
     def title(self, row, prefix: str = "") -> str:
         parts = []

@@ -9,7 +9,7 @@ order parameter c (1, N, N) in about [-1, 1]; phase B (the stiff, SiC-like phase
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -153,6 +153,14 @@ class SpinodalModality(ModalityBase):
 
     def __init__(self, config: SpinodalConfig | None = None, **overrides) -> None:
         config = config or SpinodalConfig()
+        unknown = set(overrides) - set(config.__dataclass_fields__)
+        if unknown:
+            raise InputError(f"spinodal options {sorted(unknown)} are not known; allowed: "
+                             f"{', '.join(config.__dataclass_fields__)}", field="modality_options", value=sorted(unknown))
+        for name, value in overrides.items():  # JSON objects (modality_options) update nested settings
+            default = getattr(config, name)
+            if isinstance(value, dict) and is_dataclass(default):
+                overrides[name] = replace(default, **value)
         self.config = SpinodalConfig(**{**asdict_shallow(config), **overrides})
         self.sample_shape = (1, self.config.grid, self.config.grid)
         self.schema = _schema(self.config.material, self.config.feasibility_margin)
@@ -270,6 +278,16 @@ class SpinodalModality(ModalityBase):
             + (phase != phase.roll(1, -2)).float().mean(dim=(-2, -1))
         )
         return torch.stack([phi, interface], dim=1).cpu().numpy().astype(np.float64)
+
+    def task_options(self, tolerances: dict) -> dict:
+        """The simulator check's relative tolerances from a task's (E, density, k only)."""
+        keys = {"E_GPa": "E_rel", "density_g_cm3": "density_rel", "k_W_mK": "k_rel"}
+        bad = [f for f, t in tolerances.items() if f not in keys or t.kind != "rel"]
+        if bad:
+            raise InputError(f"the spinodal simulator check verifies relative tolerances on {', '.join(keys)}; "
+                             f"a task asks for {', '.join(bad)} (genmat recipes --task handles those)",
+                             field="task", value=bad, allowed=", ".join(keys))
+        return {"tolerances": {keys[f]: float(t.value) for f, t in tolerances.items()}}
 
     def design_metrics(self, report: pd.DataFrame, designs: pd.DataFrame) -> dict[str, float]:
         """Absolute errors of the returned designs (target units) and the candidates' S2 error."""

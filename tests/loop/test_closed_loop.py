@@ -47,6 +47,8 @@ def test_loop_runs_and_writes_report(finished_loop):
     for name in ("report.md", "hit_rate.png", "loss_curves.png", "history.csv", "targets.parquet"):
         assert (wd / name).exists(), name
     assert (wd / "iter_01" / "pictures" / "designs.png").exists() or True  # no design when nothing simulated
+    # the last iteration's model, at a fixed place
+    assert (wd / "model.ckpt").read_bytes() == (wd / "iter_01" / "model.ckpt").read_bytes()
     report = pd.read_parquet(wd / "iter_00" / "design" / "report.parquet")
     assert len(report) == 2 * 3 and {"verdict", "reason", "physics_pass", "simulated"} <= set(report.columns)
 
@@ -142,9 +144,34 @@ def test_physics_penalised_training_and_physics_guidance_run_through_the_loop(tm
     state = ClosedLoop(cfg).run()
     row = state.history[0]
     # one physics evaluation per sample per guided network call: Euler's 2 steps at t = 1 and 0.5,
-    # both inside the window t >= 0.1
-    assert row["physics_evaluations"] == cfg.n_targets * cfg.n_candidates * 2
+    # both inside the window t >= 0.1; then one per candidate for the physics screen
+    assert row["physics_evaluations"] == cfg.n_targets * cfg.n_candidates * (2 + 1)
     assert state.steps["iter0/train"]["step"] == cfg.first_train_steps
     with pytest.raises(ValueError, match="offers double_well, fraction, s2"):
         ClosedLoop(tiny_loop_config(tmp_path / "bad", max_iterations=1, generator=replace(
             base.generator, penalties={"nope": 1.0}))).run()
+
+
+def test_a_design_task_runs_through_the_loop_with_its_targets_and_tolerances(tmp_path):
+    """``LoopConfig.task``: the task's point targets (drawn as the design benchmark draws
+    them), its tolerances in the simulator check, its held-out simulations counted."""
+    import numpy as np
+
+    from genmat.modalities import get_modality, get_task
+
+    cfg = tiny_loop_config(tmp_path / "task", task="spinodal-tight32", max_iterations=1)
+    assert cfg.modality_options["tolerances"] == {"E_rel": 0.02, "k_rel": 0.005, "density_rel": 0.003}
+    assert cfg.modality_options["grid"] == 16  # the user's options win over the task's (32)
+    state = ClosedLoop(cfg).run()
+    mod = get_modality("spinodal", **cfg.modality_options)
+    expected = get_task("spinodal-tight32").targets(mod, cfg.n_targets)
+    targets = pd.read_parquet(cfg.workdir / "targets.parquet")
+    assert list(targets.columns) == ["E_GPa", "k_W_mK", "density_g_cm3"]
+    np.testing.assert_allclose(targets.to_numpy(), expected.point)
+    assert state.steps["targets/simulate"]["simulator_calls"] == cfg.n_targets
+    # the loop's steps build this modality: its simulator check holds the task's tolerances
+    x, rows = mod.simulate(mod.draw_processing(1, np.random.default_rng(0)), seed=0)
+    off = pd.DataFrame({"E_GPa": rows["E_GPa"] * 1.015, "k_W_mK": rows["k_W_mK"] * 1.01})  # E 1.5 %, k 1 % off
+    tight, default = mod.simulator_checks(x, off), get_modality("spinodal", grid=16).simulator_checks(x, off)
+    assert bool(tight["E_pass"][0]) and not bool(tight["k_pass"][0])  # 2 % and 0.5 %
+    assert bool(default["E_pass"][0]) and bool(default["k_pass"][0])  # 5 % and 5 %
