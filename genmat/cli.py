@@ -319,7 +319,7 @@ def design(
     fields = [f for f in mod.checked_fields if f"target_{f}" in result.designs]
     cols = ["target_id", "candidate", *(c for f in fields for c in (f"target_{f}", f"sim_{f}")), "hit", "reason"]
     typer.echo(result.designs[[c for c in cols if c in result.designs]].to_string(index=False))
-    guided = (f"; {int(result.metrics['physics_evaluations'])} physics-model evaluations (guidance)"
+    guided = (f"; {int(result.metrics['physics_evaluations'])} physics-model evaluations (guidance and screen)"
               if result.metrics.get("physics_evaluations") else "")
     typer.echo(f"hit rate {result.metrics['hit_rate']:.0%} of targets, {result.metrics['candidate_hit_rate']:.0%} of "
                f"candidates; {int(result.metrics['simulator_calls'])} simulator calls{guided}; "

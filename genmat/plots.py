@@ -73,7 +73,7 @@ def target_scatter(designs: pd.DataFrame, bands: dict[str, tuple[str, float]]):
         grid = [lo, hi]
         kind, tol = bands[f]
         if kind == "rel":
-            band, label = ([g * (1 - tol) for g in grid], [g * (1 + tol) for g in grid]), f"±{tol:.0%}"
+            band, label = ([g * (1 - tol) for g in grid], [g * (1 + tol) for g in grid]), f"±{100 * tol:g} %"
         else:
             band, label = ([g - tol for g in grid], [g + tol for g in grid]), f"±{tol:g}"
         ax.fill_between(grid, *band, color="grey", alpha=0.2, label=label)

@@ -8,9 +8,11 @@ import os
 import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
-# Busy-waiting OpenMP threads stall small FFT loops badly when the 2 cores are shared
-# (e.g. with the Prefect server thread); passive waiting keeps the suite's time steady.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OpenMP keeps its default wait policy (spin briefly, then sleep). Session 1 set
+# OMP_WAIT_POLICY=PASSIVE against FFT stalls beside the Prefect server thread; measured in
+# session 7 it made every small-tensor training test about twice as slow (the GAN known
+# answer 89 s → 41 s without it, the whole suite 700–842 s → 562 s) and the Prefect tests no
+# faster, so it is gone.
 
 
 def pytest_collection_modifyitems(config, items):
