@@ -138,15 +138,17 @@ def simulate(
     seed: int = typer.Option(0, help="random seed"),
     processing: Optional[Path] = typer.Option(None, help="parquet/csv of processing conditions instead of prior draws"),
     modality: str = typer.Option(DEFAULT_MODALITY, help=MODALITY_HELP),
+    chunk: int = typer.Option(256, min=1, help="samples per commit: an interrupted run keeps every finished chunk "
+                              "and, run again, simulates only the rest"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ):
-    """Run the physics oracle and append the samples to a dataset."""
+    """Run the physics oracle and append the samples to a dataset (committed in chunks; rerun to resume)."""
     _setup(verbose)
     from genmat.loop.steps import SimulateParams, simulate_step
 
     dataset = _dataset_path(dataset, modality)
     out = simulate_step(SimulateParams(modality=modality, dataset=dataset, n=n, seed=seed, processing_file=processing,
-                                       source_run="cli"))
+                                       source_run="cli", chunk=chunk))
     typer.echo(f"{out['added']} samples added; {dataset} now holds {out['total']}")
 
 

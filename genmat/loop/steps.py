@@ -50,6 +50,7 @@ class SimulateParams(StepParams):
     batch_key: Optional[str] = None  # default: derived from seed and n
     source_run: str = "manual"
     processing_file: Optional[Path] = None  # parquet/csv of processing conditions; default: prior draws
+    chunk: int = Field(256, ge=1, description="samples per commit: a crash loses at most one chunk of oracle work")
 
 
 class TrainParams(StepParams):
@@ -152,7 +153,16 @@ def fit_surrogate(store: DatasetStore, modality, samples: torch.Tensor | None = 
 
 # ----------------------------------------------------------------------------- steps
 def simulate_step(p: SimulateParams, progress: bool = True) -> dict:
-    """Run the oracle on n processing conditions and append them to the dataset."""
+    """Run the oracle on n processing conditions and append them to the dataset, in chunks.
+
+    The processing is fixed first (prior draws from ``seed``, or the file), then simulated
+    and committed ``chunk`` rows at a time, each chunk under the batch key
+    ``<key>/rows<lo>-<hi>`` (a run of one chunk keeps the plain ``<key>``). A crash or a
+    full disk loses at most the chunk in flight; run again, the step simulates only the
+    rows no committed chunk covers (whatever chunk size the first run used), so nothing is
+    duplicated. The noise of a chunk comes from ``seed`` and its first row, so the result
+    does not depend on where a run was interrupted. ``simulator_calls`` counts the rows of
+    every chunk of this step in the store, the ones a crashed run committed included."""
     modality = p.build_modality()
     store = open_dataset(p, modality)
     if p.processing_file is not None:
@@ -162,14 +172,50 @@ def simulate_step(p: SimulateParams, progress: bool = True) -> dict:
     else:
         processing = None
         key = p.batch_key or f"simulate/seed{p.seed}/n{p.n}"
-    if store.has_batch(key):
-        log.info("dataset %s already holds batch %r; nothing simulated", p.dataset, key)
-        return {"added": 0, "total": len(store), "batch_key": key, "simulator_calls": 0}
-    if processing is None:
+    n = len(processing) if processing is not None else p.n
+    done = _committed_rows(store, key, n)
+    todo = _chunks(_uncovered(done, n), p.chunk)
+    if todo and processing is None:
         processing = modality.draw_processing(p.n, np.random.default_rng(p.seed))
-    samples, rows = modality.simulate(processing, seed=p.seed, progress=progress)
-    ids = store.append(samples, rows, provenance="simulated", iteration=p.iteration, source_run=p.source_run, batch_key=key)
-    return {"added": len(ids), "total": len(store), "batch_key": key, "simulator_calls": len(ids)}
+    added = 0
+    for i, (lo, hi) in enumerate(todo):
+        if len(todo) > 1 or done:
+            log.info("simulating rows %d-%d of %d (chunk %d of %d)", lo, hi, n, i + 1, len(todo))
+        seed = p.seed if lo == 0 else int(np.random.SeedSequence([p.seed, lo]).generate_state(1)[0])
+        samples, rows = modality.simulate(processing.iloc[lo:hi].reset_index(drop=True), seed=seed, progress=progress)
+        chunk_key = key if (lo, hi) == (0, n) else f"{key}/rows{lo}-{hi}"
+        added += len(store.append(samples, rows, provenance="simulated", iteration=p.iteration,
+                                  source_run=p.source_run, batch_key=chunk_key))
+    if not todo:
+        log.info("dataset %s already holds batch %r; nothing simulated", p.dataset, key)
+    calls = sum(hi - lo for lo, hi in _committed_rows(store, key, n))
+    return {"added": added, "total": len(store), "batch_key": key, "simulator_calls": calls}
+
+
+def _committed_rows(store: DatasetStore, key: str, n: int) -> list[tuple[int, int]]:
+    """Row ranges [lo, hi) of a simulate step's batch ``key`` that the store holds."""
+    out = []
+    for k in store.batch_keys:
+        if k == key:
+            out.append((0, n))
+        elif k.startswith(key + "/rows"):
+            lo, _, hi = k[len(key) + 5:].partition("-")
+            if lo.isdigit() and hi.isdigit() and int(lo) < int(hi) <= n:
+                out.append((int(lo), int(hi)))
+    return sorted(out)
+
+
+def _uncovered(done: list[tuple[int, int]], n: int) -> list[tuple[int, int]]:
+    gaps, at = [], 0
+    for lo, hi in sorted(done):
+        if lo > at:
+            gaps.append((at, lo))
+        at = max(at, hi)
+    return gaps + ([(at, n)] if at < n else [])
+
+
+def _chunks(ranges: list[tuple[int, int]], size: int) -> list[tuple[int, int]]:
+    return [(a, min(a + size, hi)) for lo, hi in ranges for a in range(lo, hi, size)]
 
 
 def train_step(p: TrainParams, progress: bool = True, callbacks=()) -> dict:
