@@ -365,7 +365,7 @@ class ConditionSchema:
             x = self._numeric_column(f, df[f.name]).to_numpy()
             inf = np.flatnonzero(np.isinf(x))
             if len(inf):
-                raise ConditionError(f.name, x[inf[0]], f"a finite number or NaN (not given)",
+                raise ConditionError(f.name, x[inf[0]], "a finite number or NaN (not given)",
                                      "is not finite; expected", row=df.index[inf[0]])
             given = np.isfinite(x)
             values[given, j] = f.normalise(x[given])
