@@ -40,7 +40,7 @@ bench: install  ## benchmarks: writes bench_results/ (JSON, Markdown, PNG); the 
 	$(BIN)/python -m benchmarks.run --workdir runs/demo --spectra-workdir runs/xrd
 	$(BIN)/python -m benchmarks.methods --workdir runs/methods
 
-bench-design: install  ## the design benchmark: genmat against lookup, a random library and per-target BO (JSON, Markdown, PNG in bench_results/; ≈ 25 min on 2 cores)
+bench-design: install  ## the design benchmark: genmat (recipe loop, and the guided micrograph loop on tight32) against lookup, a random library and per-target BO (JSON, Markdown, PNG in bench_results/; ≈ 35 min on 2 cores)
 	$(BIN)/python -m benchmarks.design --out bench_results
 
 bench-guidance: install  ## physics guidance vs classifier-free guidance alone at one oracle call per target, and the physics-penalised training ablation (bench_results/guidance.*; trains the demo generator first, ≈ 11 min on 2 cores)

@@ -19,7 +19,14 @@ oracle call (training data, design rounds, acquisitions, validation):
   how many distinct recipes (normalised distance > ``--distinct-threshold``) hit;
 - **amortised** — genmat's trained model and data designing for 16, 128 and 1000 new
   targets: oracle calls per validated hit against BO's and against a random library of
-  the same total budget, and the break-even number of targets against BO.
+  the same total budget, and the break-even number of targets against BO;
+- **micrograph loop** — on tasks the closed loop can run (point targets of fields its
+  simulator check verifies, e.g. spinodal-tight32): the micrograph generator's own designs
+  (``genmat loop --task``: initial simulations, training, one physics-guided design step),
+  their oracle calls and physics evaluations, and distinct validated micrographs per target
+  (translation-invariant distance above the novelty check's copy threshold).
+
+``--seeds 0 1 2`` repeats every approach with other seeds and adds a table of the spread.
 
 Writes ``design.json``, ``design.md``, ``design_curves.png`` and ``design_amortised.png``
 under ``--out`` (default ``bench_results``).
@@ -58,7 +65,7 @@ log = logging.getLogger("benchmarks.design")
 
 @dataclass(frozen=True)
 class Settings:
-    tasks: tuple[str, ...] = ("spinodal-demo", "spinodal-tight", "spinodal-range")
+    tasks: tuple[str, ...] = ("spinodal-demo", "spinodal-tight", "spinodal-range", "spinodal-tight32")
     amortised_task: str = "spinodal-many"  # new targets for the amortised view (same fields as the dev task)
     amortised_from: str = "spinodal-tight"  # whose trained model and data design them
     amortised_sizes: tuple[int, ...] = (16, 128, 1000)
@@ -73,14 +80,23 @@ class Settings:
     distinct_per_target: int = 16
     distinct_threshold: float = 0.1  # in the recipe's [-1, 1]^D coordinates (5 % of each range)
     ablations: bool = True
+    micrograph: bool = True  # the micrograph loop on the tasks the loop can run
+    micrograph_loop: tuple[tuple[str, object], ...] = ()  # LoopConfig overrides (the loop's own defaults if empty)
 
     @classmethod
     def quick(cls) -> "Settings":
-        return cls(tasks=("spinodal-tight", "spinodal-range"), amortised_sizes=(4, 8), n_targets=4, grid=16,
+        return cls(tasks=("spinodal-tight", "spinodal-range", "spinodal-tight32"), amortised_sizes=(4, 8), n_targets=4, grid=16,
                    search=RecipeSearchConfig(initial=48, rounds=2, proposals=8, train_steps=30, finetune_steps=5,
                                              batch_size=32),
                    amortised_rounds=1, bo_max_calls=3, library_budget=96, robustness_seeds=2, distinct_targets=2,
-                   distinct_per_target=3)
+                   distinct_per_target=3, micrograph_loop=QUICK_LOOP)
+
+
+#: The micrograph loop of the quick run: 16² cells, a tiny U-Net, a few steps.
+QUICK_LOOP = (("initial_samples", 32), ("first_train_steps", 4), ("n_candidates", 2),
+              ("generator", {"unet": {"base_channels": 8, "channel_mults": [1, 2], "embed_dim": 32},
+                             "sampler": {"steps": 2, "method": "euler"}}),
+              ("train", {"batch_size": 8, "warmup_steps": 1, "log_every": 1, "checkpoint_every": 2}))
 
 
 def _setup(name: str, s: Settings):
@@ -105,7 +121,7 @@ def _row(name: str, hits: int, n: int, calls: int, seconds: float, robust: np.nd
             "robust_recipes": int((held >= 0.75).sum()), "seconds": seconds, **extra}
 
 
-def run_task(name: str, s: Settings, seed: int) -> dict:
+def run_task(name: str, s: Settings, seed: int, workdir: Path | None = None) -> dict:
     """Every approach on one task; returns rows, curves and the genmat run (for the amortised view)."""
     task, mod, options = _setup(name, s)
     targets = task.targets(mod, s.n_targets)
@@ -164,10 +180,18 @@ def run_task(name: str, s: Settings, seed: int) -> dict:
     curves["Bayesian optimisation"] = bo.history
 
     distinct = _distinct(mod, targets, gm, s, checks, seed)
-    result = {"task": name, "description": task.description, "modality_options": options, "targets": n,
+    micro = micrograph_loop(name, s, seed, workdir) if s.micrograph and workdir is not None else None
+    if micro is not None:
+        recipes = micro.pop("recipes")
+        held = (verify_recipes(mod, targets, recipes, seeds=s.robustness_seeds, oracle=checks) if len(recipes)
+                else np.full(n, np.nan))
+        rows.insert(0, _row(micro["approach"], micro["hits"], n, micro["oracle_calls"], micro["seconds"], held,
+                            physics_evaluations=micro["physics_evaluations"]))
+        curves["genmat micrograph loop"] = micro["history"]
+    result = {"task": name, "seed": seed, "description": task.description, "modality_options": options, "targets": n,
               "random_hit_probability_per_draw": float(targets.hits(targets.values_of(lib.table)).mean()),
               "rows": rows, "curves": curves, "distinct": distinct, "check_calls": checks.calls,
-              "genmat_oracle_calls": gm.oracle_calls}
+              "genmat_oracle_calls": gm.oracle_calls, "micrograph": micro}
     return result, gm, targets, bo
 
 
@@ -192,6 +216,92 @@ def _distinct(mod, targets, gm, s: Settings, oracle: CountingOracle, seed: int) 
             "hits_per_target": float(ok.reshape(len(hit_ids), -1).sum(1).mean()) if len(ok) else 0.0,
             "distinct_per_target": float(np.mean(counts)), "distinct_min": int(np.min(counts)),
             "distinct_max": int(np.max(counts)), "calls": int(len(chosen)), "threshold": s.distinct_threshold}
+
+
+def micrograph_loop(name: str, s: Settings, seed: int, workdir: Path) -> dict | None:
+    """The closed loop's micrograph designs for a task (one design step), or None where the
+    loop cannot run the task (ranges, fields its simulator check does not verify)."""
+    from pydantic import ValidationError
+
+    from genmat.errors import InputError
+    from genmat.loop import ClosedLoop, LoopConfig
+
+    overrides = {k: v for k, v in s.micrograph_loop}
+    if s.grid is not None:
+        overrides["modality_options"] = {"grid": s.grid}
+    try:
+        cfg = LoopConfig(task=name, seed=seed, max_iterations=1, workdir=workdir / f"{name}-seed{seed}",
+                         **({"n_targets": s.n_targets} if s.n_targets else {}), **overrides)
+    except (InputError, ValidationError) as exc:  # the loop refuses the task (a validator's InputError)
+        log.info("%s: no micrograph loop (%s)", name, str(exc).splitlines()[-1 if isinstance(exc, InputError) else 1])
+        return None
+    t0 = time.perf_counter()
+    loop = ClosedLoop(cfg)
+    state = loop.run()
+    seconds = time.perf_counter() - t0
+    row = state.history[0]
+    held_out = int(state.steps.get("targets/simulate", {}).get("simulator_calls", 0))
+    calls = loop.simulator_calls() - held_out  # like every approach: the targets' own simulations not counted
+    guided = f"guided ×{cfg.physics_guidance:g}" if cfg.physics_guidance else "CFG alone"
+    out = {"approach": f"genmat micrograph loop ({guided}, one design step)", "hits": int(row["hits"]),
+           "oracle_calls": calls, "physics_evaluations": float(row.get("physics_evaluations", 0.0)),
+           "seconds": seconds, "history": [(calls - int(row["simulator_calls"]), 0), (calls, int(row["hits"]))],
+           "workdir": str(cfg.workdir)}
+    out["distinct"] = _distinct_micrographs(loop, s, seed)
+    # the recipe head's processing for each hit design (checked over fresh process seeds by the caller)
+    from genmat.loop.steps import load_design
+
+    designs = load_design(cfg.iteration_dir(0) / "design").designs
+    names = list(loop.modality.schema.subset("processing"))
+    if all(f"recipe_{c}" in designs for c in names):
+        out["recipes"] = designs[["target_id", "hit", *(f"recipe_{c}" for c in names)]].rename(
+            columns=lambda c: c.removeprefix("recipe_"))
+    else:
+        out["recipes"] = pd.DataFrame()
+    log.info("%s seed %d: micrograph loop %d/%d with %d oracle calls", name, seed, out["hits"], len(loop.prepare()),
+             calls)
+    return out
+
+
+def _distinct_micrographs(loop, s: Settings, seed: int) -> dict:
+    """Distinct validated micrographs per target: for the first hit targets, ``distinct_per_target``
+    guided candidates each go through the design step's checks and the oracle; hits closer
+    than the novelty check's copy threshold to a hit already counted are not counted again."""
+    from genmat.data import DatasetStore
+    from genmat.loop.steps import DesignParams, design_step, load_design
+    from genmat.validate.novelty import nearest_training_distance, training_scale
+
+    c = loop.config
+    designs = load_design(c.iteration_dir(0) / "design").designs
+    hit_ids = designs.loc[designs["hit"].astype(bool), "target_id"].to_numpy()[: s.distinct_targets]
+    if len(hit_ids) == 0:
+        return {"targets": 0}
+    out_dir = c.workdir / "distinct"
+    targets = loop.prepare().iloc[hit_ids].reset_index(drop=True)
+    targets.to_parquet(c.workdir / "distinct_targets.parquet")
+    k = s.distinct_per_target
+    metrics = design_step(DesignParams(
+        **loop._common(), checkpoint=c.iteration_dir(0) / "model.ckpt", targets_file=c.workdir / "distinct_targets.parquet",
+        out_dir=out_dir, n_candidates=k, n_simulate=k, sampler=c.sampler, seed=seed + 99,
+        physics_guidance=c.physics_guidance), progress=False)
+    result = load_design(out_dir)
+    scale = training_scale(torch.as_tensor(DatasetStore.open(c.dataset).load()))
+    threshold = loop.modality.novelty.copy_threshold
+    hits, distinct = [], []
+    for j in range(len(hit_ids)):
+        idx = result.report.index[(result.report["target_id"] == j) & result.report["verdict"].eq("hit")].to_numpy()
+        kept: list[int] = []
+        for i in idx:
+            x = result.samples[int(i)][None]
+            if not kept or float(nearest_training_distance(x, result.samples[torch.as_tensor(kept)],
+                                                           scale=scale)[0][0]) > threshold:
+                kept.append(int(i))
+        hits.append(len(idx))
+        distinct.append(len(kept))
+    return {"targets": int(len(hit_ids)), "simulated_per_target": k, "calls": int(metrics["simulator_calls"]),
+            "physics_evaluations": float(metrics.get("physics_evaluations", 0.0)),
+            "hits_per_target": float(np.mean(hits)), "distinct_per_target": float(np.mean(distinct)),
+            "distinct_min": int(np.min(distinct)), "distinct_max": int(np.max(distinct)), "threshold": threshold}
 
 
 def amortised(gm, dev_task: str, s: Settings, bo, seed: int) -> dict:
@@ -236,8 +346,9 @@ def curves_plot(results: list[dict], path: Path) -> Path:
 
     fig, axes = plt.subplots(1, len(results), figsize=(4.6 * len(results), 4.4), squeeze=False)
     for ax, res in zip(axes[0], results):
-        budget = next(r for r in res["rows"] if r["approach"].startswith("genmat"))["oracle_calls"]
-        hits_vs_calls(ax, res["curves"], res["targets"], budget=budget, title=f"{res['task']} ({res['targets']} targets)")
+        budget = next(r for r in res["rows"] if r["approach"] == "genmat (recipe loop)")["oracle_calls"]
+        hits_vs_calls(ax, res["curves"], res["targets"], budget=budget,
+                      title=f"{res['task']} ({res['targets']} targets, seed {res.get('seed', 0)})")
     fig.tight_layout()
     return report.save(fig, path)
 
@@ -274,8 +385,10 @@ def markdown(results: list[dict], am: dict | None, info: dict, s: Settings) -> s
              "robust recipes (≥ 3/4)", "s"]
     out = ["# Design benchmark", "", f"`python -m benchmarks.design` — {info['timestamp_utc']}, "
            f"{info['cpu_count']} CPUs, torch {info['torch']}.", ""]
+    if len({r.get("seed", 0) for r in results}) > 1:
+        out += seed_summary(results)
     for res in results:
-        out += [f"## {res['task']}", "", res["description"] + ".", "",
+        out += [f"## {res['task']} (seed {res.get('seed', 0)})", "", res["description"] + ".", "",
                 f"Random draw hits a target with probability {res['random_hit_probability_per_draw']:.4f} "
                 f"(mean over targets, measured on the library).", "", report.table(res["rows"], cols, heads), ""]
         d = res["distinct"]
@@ -285,6 +398,15 @@ def markdown(results: list[dict], am: dict | None, info: dict, s: Settings) -> s
                     f"{d['distinct_per_target']:.1f} distinct validated recipes per target "
                     f"(min {d['distinct_min']}, max {d['distinct_max']}; distance > {d['threshold']}). "
                     "BO and the library return one recipe per target.", ""]
+        dm = (res.get("micrograph") or {}).get("distinct") or {}
+        if dm.get("targets"):
+            out += [f"Distinct micrographs: for {dm['targets']} targets the micrograph loop hit, "
+                    f"{dm['simulated_per_target']} guided candidates each went through the checks and the oracle "
+                    f"({dm['calls']} calls, {dm['physics_evaluations']:.0f} physics evaluations): "
+                    f"{dm['hits_per_target']:.1f} hits and {dm['distinct_per_target']:.1f} distinct validated "
+                    f"micrographs per target (min {dm['distinct_min']}, max {dm['distinct_max']}; translation-invariant "
+                    f"distance > {dm['threshold']}, the copy threshold). Each design carries the recipe head's "
+                    "processing; the table's recipe columns re-simulate the returned designs' recipes.", ""]
         out += [f"Robustness and distinct-design checks used {res['check_calls']} further oracle calls "
                 "(same checks for every approach, not in the budgets above).", ""]
     if am:
@@ -300,11 +422,35 @@ def markdown(results: list[dict], am: dict | None, info: dict, s: Settings) -> s
     return "\n".join(out)
 
 
+def seed_summary(results: list[dict]) -> list[str]:
+    """Per task and approach: targets hit and oracle calls over the seeds (mean, min–max)."""
+    out = ["## Over seeds", ""]
+    for task in dict.fromkeys(r["task"] for r in results):
+        runs = [r for r in results if r["task"] == task]
+        rows = []
+        for approach in dict.fromkeys(row["approach"] for r in runs for row in r["rows"]):
+            got = [row for r in runs for row in r["rows"] if row["approach"] == approach]
+            hits = [g["targets_hit"] for g in got]
+            calls = [g["oracle_calls"] for g in got]
+            rows.append({"approach": approach, "seeds": len(got), "hits_mean": float(np.mean(hits)),
+                         "hits_range": f"{min(hits)}–{max(hits)}", "calls_mean": float(np.mean(calls)),
+                         "calls_range": f"{min(calls)}–{max(calls)}"})
+        out += [f"### {task}: {runs[0]['targets']} targets, seeds {', '.join(str(r['seed']) for r in runs)}", "",
+                report.table(rows, ["approach", "seeds", "hits_mean", "hits_range", "calls_mean", "calls_range"],
+                             ["approach", "seeds", "targets hit (mean)", "min–max", "oracle calls (mean)", "min–max"]),
+                ""]
+    return out
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("bench_results"), help="where tables and pictures go")
-    p.add_argument("--tasks", nargs="*", help="task names (default: spinodal-demo spinodal-tight spinodal-range)")
+    p.add_argument("--tasks", nargs="*", help="task names (default: spinodal-demo spinodal-tight spinodal-range spinodal-tight32)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=int, nargs="*", help="several seeds: every approach once per seed (overrides --seed)")
+    p.add_argument("--workdir", type=Path, default=Path("runs") / "design_bench",
+                   help="where the micrograph loop runs keep their datasets and models")
+    p.add_argument("--no-micrograph", action="store_true", help="skip the micrograph loop")
     p.add_argument("--quick", action="store_true", help="tiny settings (the test suite's smoke test)")
     p.add_argument("--no-ablations", action="store_true", help="skip the two ablation runs")
     p.add_argument("--no-amortised", action="store_true", help="skip the amortised view")
@@ -323,14 +469,18 @@ def main(argv: Sequence[str] | None = None) -> dict:
         s = replace(s, tasks=tuple(args.tasks))
     if args.no_ablations:
         s = replace(s, ablations=False)
+    if args.no_micrograph:
+        s = replace(s, micrograph=False)
     args.out.mkdir(parents=True, exist_ok=True)
     info = machine_info(torch.device("cpu"))
     results, am = [], None
-    for name in s.tasks:
-        res, gm, targets, bo = run_task(name, s, args.seed)
-        results.append(res)
-        if name == s.amortised_from and not args.no_amortised:
-            am = amortised(gm, name, s, bo, args.seed)
+    seeds = args.seeds or [args.seed]
+    for seed in seeds:
+        for name in s.tasks:
+            res, gm, targets, bo = run_task(name, s, seed, args.workdir)
+            results.append(res)
+            if name == s.amortised_from and not args.no_amortised and am is None:
+                am = amortised(gm, name, s, bo, seed)
     payload = {"machine": info, "settings": asdict(s), "tasks": results, "amortised": am}
     write_json(payload, args.out, "design.json")
     if args.store:

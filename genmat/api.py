@@ -56,8 +56,10 @@ def design(
     """Design candidates for one or more targets with a trained generator.
 
     ``targets``: any subset of the modality's condition fields, in physical units.
-    ``dataset``: the training dataset, for novelty checks and the screening surrogate
-    (without it every plausible candidate is ranked equally and only novelty is skipped).
+    ``dataset``: the training dataset, for novelty checks, the screening surrogate and the
+    recipe head (without it every plausible candidate is ranked equally, novelty is skipped
+    and the designs carry no recipe). With it, and a modality with recipe coordinates, every
+    candidate carries the processing that should make it (``recipe_<field>`` columns).
     ``steps``, ``guidance``, ``sampler``: override the checkpoint's sampler settings (``sampler``:
     euler, heun, ddim, ddpm, dpmpp_2m or consistency; see docs/methods.md).
     ``regressor``: a noise-aware property regressor checkpoint (``genmat train
@@ -77,7 +79,7 @@ def design(
     from genmat.data import DatasetStore
     from genmat.generate import Generator
     from genmat.loop.design import design as _design
-    from genmat.loop.steps import fit_surrogate
+    from genmat.loop.steps import fit_recipe_head, fit_surrogate
     from genmat.modalities import get_modality
 
     mod = get_modality(modality, **(modality_options or {}))
@@ -92,15 +94,17 @@ def design(
 
         reg = PropertyRegressor.from_checkpoint(regressor)
         sampler = replace(sampler, classifier_scale=classifier_scale, classifier_tau=classifier_tau)
-    training = ids = surrogate = None
+    training = ids = surrogate = head = None
     if dataset is not None:
         store = DatasetStore.open(dataset)
-        training, ids = torch.as_tensor(store.load()), store.table()["sample_id"].to_numpy()
+        table = store.table()
+        training, ids = torch.as_tensor(store.load()), table["sample_id"].to_numpy()
         surrogate = fit_surrogate(store, mod, training)
+        head = fit_recipe_head(table, mod, training)
     return _design(generator, mod, targets, n_candidates=n, n_simulate=n_simulate, surrogate=surrogate,
                    training_samples=training, training_ids=ids, sampler=sampler, seed=seed, regressor=reg,
                    ood_flow=None if ood_flow is None else Generator.from_checkpoint(ood_flow),
-                   physics_guidance=physics_guidance)
+                   physics_guidance=physics_guidance, recipe_head=head)
 
 
 def simulate(processing: pd.DataFrame | Mapping[str, float] | Sequence[Mapping[str, float]], *,

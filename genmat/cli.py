@@ -272,7 +272,8 @@ def design(
     checkpoint: Path = typer.Option(..., help="trained generator checkpoint"),
     target: List[str] = typer.Option([], "--target", "-t", help="FIELD=VALUE, repeatable (e.g. -t E_GPa=180 -t density_g_cm3=2.95)"),
     targets: Optional[Path] = typer.Option(None, help="parquet/csv with one target per row (instead of --target)"),
-    dataset: Optional[Path] = typer.Option(None, help="training dataset (novelty check and screening surrogate)"),
+    dataset: Optional[Path] = typer.Option(None, help="training dataset (novelty check, screening surrogate and the "
+                                           "recipe head: the processing that should make each design)"),
     n: int = typer.Option(16, min=1, help="candidates per target"),  # DesignParams' defaults (tested)
     n_simulate: int = typer.Option(2, min=1, help="candidates per target sent to the simulator"),
     out: Path = typer.Option(Path("runs/design"), help="output directory for report, samples and pictures"),
@@ -319,8 +320,13 @@ def design(
     mod = get_modality(modality)
     plots.save(plots.target_scatter(result.designs, mod.tolerance_bands), out / "target_vs_simulated.png")
     fields = [f for f in mod.checked_fields if f"target_{f}" in result.designs]
-    cols = ["target_id", "candidate", *(c for f in fields for c in (f"target_{f}", f"sim_{f}")), "hit", "reason"]
+    recipe = [f"recipe_{f}" for f in mod.schema.subset("processing")]
+    cols = ["target_id", "candidate", *(c for f in fields for c in (f"target_{f}", f"sim_{f}")), "hit", "reason",
+            *recipe]
     typer.echo(result.designs[[c for c in cols if c in result.designs]].to_string(index=False))
+    if all(c in result.designs for c in recipe):
+        typer.echo("recipe_*: the processing that should make each design (the recipe head, from --dataset); not yet "
+                   "simulated — `genmat simulate --processing` checks it")
     guided = (f"; {int(result.metrics['physics_evaluations'])} physics-model evaluations (guidance and screen)"
               if result.metrics.get("physics_evaluations") else "")
     typer.echo(f"hit rate {result.metrics['hit_rate']:.0%} of targets, {result.metrics['candidate_hit_rate']:.0%} of "

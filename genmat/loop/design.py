@@ -23,7 +23,7 @@ import torch
 
 from genmat.errors import InputError
 from genmat.generate import Generator, SamplerConfig
-from genmat.loop.screening import PropertySurrogate
+from genmat.loop.screening import PropertySurrogate, RecipeHead
 from genmat.tasks import TargetSet
 from genmat.validate import build_report, novelty_check
 
@@ -54,6 +54,7 @@ def design(
     regressor=None,
     ood_flow=None,
     physics_guidance: float = 0.0,
+    recipe_head: RecipeHead | None = None,
 ) -> DesignResult:
     """Propose, check and pick designs for ``targets`` (one row per target, physical units).
 
@@ -62,7 +63,10 @@ def design(
     (``modality.physics_model("cheap")``), misfit in the units of ``modality.design_tolerances``.
     The candidates are then screened by the same model (:func:`physics_screen`). Its
     evaluations are counted in the metrics (``physics_evaluations``), apart from the
-    simulator calls."""
+    simulator calls.
+
+    ``recipe_head``: every candidate gets the processing that should make it (report
+    columns ``recipe_<field>``), a claim no simulator has checked yet."""
     if n_candidates < 1 or n_simulate < 1:
         raise InputError(f"n_candidates = {n_candidates} and n_simulate = {n_simulate} must be ≥ 1")
     targets = modality.schema.validate_frame(targets.reset_index(drop=True))
@@ -127,6 +131,8 @@ def design(
         result.index = idx
         sim = sim.join(result)
     frames.append(sim)
+    if recipe_head is not None:
+        frames.append(recipe_head.recipes(modality, samples).add_prefix("recipe_"))
     report = build_report(meta, *frames)
     designs = _pick_designs(report)
     metrics = {**_metrics(report, designs, n_candidates), **modality.design_metrics(report, designs)}

@@ -57,6 +57,32 @@ class PropertySurrogate:
         return rel.max(axis=1)
 
 
+@dataclass
+class RecipeHead:
+    """An inverse head: the processing that should make a given sample (a generated design's
+    recipe). A :class:`PropertySurrogate` regresses the modality's ``recipe_coordinates`` of
+    the training processing (what the product determines, e.g. composition and
+    dimensionless anneal time) on the samples' ``screening_features``; the modality turns
+    predicted coordinates back into one processing row in its ranges. Its in-sample error
+    is ``fit.rmse``, in coordinate units. A recipe is only a claim until the process simulator
+    has made it again (``genmat.loop.recipes.verify_recipes``)."""
+
+    fit: PropertySurrogate
+
+    @classmethod
+    def train(cls, modality, samples, processing) -> "RecipeHead | None":
+        """None when the modality has no recipe coordinates or no screening features."""
+        features = modality.screening_features(samples)
+        if features is None or modality.recipe_coordinates(processing.iloc[:1]) is None:
+            return None
+        coords = modality.recipe_coordinates(processing)
+        return cls(PropertySurrogate.fit(features, coords, [f"coord{i}" for i in range(coords.shape[1])], degree=2))
+
+    def recipes(self, modality, samples):
+        """One processing row per sample."""
+        return modality.processing_from_coordinates(self.fit.predict(modality.screening_features(samples)))
+
+
 class GPSurrogate:
     """Gaussian-process model of properties (F outputs) over unit-cube inputs (D), shared by
     every target: the screen for proposed recipes (botorch ``SingleTaskGP``, independent

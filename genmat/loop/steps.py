@@ -26,7 +26,7 @@ from genmat.errors import InputError
 from genmat.generate import Generator, GeneratorConfig, SamplerConfig
 from genmat.loop.acquisition import acquire_near
 from genmat.loop.design import DesignResult, design
-from genmat.loop.screening import PropertySurrogate
+from genmat.loop.screening import PropertySurrogate, RecipeHead
 from genmat.modalities import DEFAULT_MODALITY, get_modality
 from genmat.train import TrainConfig
 
@@ -149,6 +149,18 @@ def fit_surrogate(store: DatasetStore, modality, samples: torch.Tensor | None = 
     if features is None:
         return None
     return PropertySurrogate.fit(features, table[names].to_numpy(dtype=float), names)
+
+
+def fit_recipe_head(table: pd.DataFrame, modality, samples: torch.Tensor) -> RecipeHead | None:
+    """The recipe head on the dataset's samples whose processing is known in full (simulated
+    rows; relabelled generated samples have none). None when the modality offers no recipe
+    coordinates or fewer than 10 such rows exist."""
+    names = list(modality.schema.subset("processing"))
+    known = table[names].notna().all(axis=1).to_numpy() if names else np.zeros(len(table), bool)
+    if known.sum() < 10:
+        return None
+    return RecipeHead.train(modality, samples[torch.as_tensor(np.flatnonzero(known))],
+                            table.loc[known, names].reset_index(drop=True))
 
 
 # ----------------------------------------------------------------------------- steps
@@ -285,14 +297,16 @@ def design_step(p: DesignParams, progress: bool = True) -> dict:
     targets = read_table(p.targets_file)
     targets = targets[[c for c in targets.columns if c in modality.schema.names]]
     store = open_dataset(p, modality) if Path(p.dataset).exists() else None
-    training, ids, surrogate = None, None, None
+    training, ids, surrogate, head = None, None, None, None
     if store is not None and len(store):
-        training, ids = torch.as_tensor(store.load()), store.table()["sample_id"].to_numpy()
+        table = store.table()
+        training, ids = torch.as_tensor(store.load()), table["sample_id"].to_numpy()
         surrogate = fit_surrogate(store, modality, training)
+        head = fit_recipe_head(table, modality, training)
     result = design(
         generator, modality, targets, n_candidates=p.n_candidates, n_simulate=p.n_simulate, surrogate=surrogate,
         training_samples=training, training_ids=ids, sampler=p.sampler, seed=p.seed, progress=progress,
-        physics_guidance=p.physics_guidance,
+        physics_guidance=p.physics_guidance, recipe_head=head,
     )
     save_design(result, out)
     metrics = {**result.metrics, "out_dir": str(out), "params_digest": digest}

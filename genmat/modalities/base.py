@@ -68,6 +68,15 @@ class Modality(Protocol):
         """Cheap features (n, d) from which a surrogate predicts the target properties
         (None: no screening, every plausible candidate goes to the simulator check)."""
 
+    def recipe_coordinates(self, processing: pd.DataFrame) -> np.ndarray | None:
+        """Optional: the coordinates (n, k) of processing that its product determines (the
+        recipe head regresses them on ``screening_features``; None: designs carry no recipe).
+        Processing that makes the same product in law must map to the same coordinates."""
+
+    def processing_from_coordinates(self, coords: np.ndarray) -> pd.DataFrame:
+        """Optional, with ``recipe_coordinates``: one processing row (simulator inputs, inside
+        their ranges) per row of ``coords`` that realises those coordinates."""
+
     def title(self, row, prefix: str = "") -> str:
         """A short picture title for a condition row (columns ``prefix + field``)."""
 
@@ -133,6 +142,12 @@ class ModalityBase:
 
     def screening_features(self, samples: torch.Tensor):
         return None  # every plausible candidate goes to the simulator check
+
+    def recipe_coordinates(self, processing: pd.DataFrame):
+        return None  # designs carry no recipe
+
+    def processing_from_coordinates(self, coords: np.ndarray) -> pd.DataFrame:
+        raise InputError(f"modality {self.name!r} has no recipe coordinates")
 
     def design_metrics(self, report: pd.DataFrame, designs: pd.DataFrame) -> dict[str, float]:
         return {}

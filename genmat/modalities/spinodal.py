@@ -279,6 +279,34 @@ class SpinodalModality(ModalityBase):
         )
         return torch.stack([phi, interface], dim=1).cpu().numpy().astype(np.float64)
 
+    def recipe_coordinates(self, processing: pd.DataFrame) -> np.ndarray:
+        """(x_B, ln τ): the anneal enters the Cahn–Hilliard model only through the
+        dimensionless time τ = M0 exp(−Q/RT) t (PHYSICS.md §1), so T and t are not separately
+        identifiable from a micrograph; composition and τ are."""
+        tau = sim.dimensionless_time(np.array(processing["temperature_K"], dtype=float),
+                                     np.array(processing["time_s"], dtype=float), self.config.ch)
+        return np.stack([processing["x_B"].to_numpy(float), np.log(tau.cpu().numpy())], axis=1)
+
+    def processing_from_coordinates(self, coords: np.ndarray) -> pd.DataFrame:
+        """An anneal for (x_B, ln τ): x_B clipped into its range; the temperature at the middle
+        of its range and t = τ / M(T), and where that t leaves its range, t at the nearer end
+        and the temperature that gives τ with it, T = (Q/R) / ln(M0 t / τ) (clipped: τ beyond
+        what the box reaches gets the nearest corner)."""
+        ch, (x_lo, x_hi) = self.config.ch, sim.PROCESSING_RANGES["x_B"]
+        (T_lo, T_hi), (t_lo, t_hi) = sim.PROCESSING_RANGES["temperature_K"], sim.PROCESSING_RANGES["time_s"]
+        coords = np.asarray(coords, dtype=float)
+        tau = np.exp(coords[:, 1])
+        q_r = ch.activation_energy_J_mol / sim.GAS_CONSTANT_J_MOLK
+        mobility = lambda T: ch.M0 * np.exp(-q_r / T)  # noqa: E731
+        T = np.full(len(coords), 0.5 * (T_lo + T_hi))
+        t = tau / mobility(T)
+        t_end = np.clip(t, t_lo, t_hi)
+        moved = t_end != t
+        T[moved] = q_r / np.log(ch.M0 * t_end[moved] / tau[moved])
+        T = np.clip(T, T_lo, T_hi)
+        t = np.clip(tau / mobility(T), t_lo, t_hi)
+        return pd.DataFrame({"x_B": np.clip(coords[:, 0], x_lo, x_hi), "temperature_K": T, "time_s": t})
+
     def task_options(self, tolerances: dict) -> dict:
         """The simulator check's relative tolerances from a task's (E, density, k only)."""
         keys = {"E_GPa": "E_rel", "density_g_cm3": "density_rel", "k_W_mK": "k_rel"}
