@@ -26,10 +26,12 @@ from genmat.loop.state import LoopState
 from genmat.loop.steps import (
     DesignParams,
     FeedbackParams,
+    RecipeCheckParams,
     SimulateParams,
     TrainParams,
     design_step,
     feedback_step,
+    recipe_check_step,
     simulate_step,
     train_step,
 )
@@ -85,6 +87,11 @@ def feedback_task(params: FeedbackParams) -> dict:
     return _with_run_logger(lambda: feedback_step(params, progress=False))
 
 
+@task(name="recipe-check-step", **RETRIES)
+def recipe_check_task(params: RecipeCheckParams) -> dict:
+    return _with_run_logger(lambda: recipe_check_step(params, progress=False))
+
+
 @flow(name="simulate")
 def simulate(params: SimulateParams) -> dict:
     """Simulate n samples with the modality's oracle and append them to a dataset."""
@@ -103,7 +110,8 @@ def design(params: DesignParams) -> dict:
     return design_task(params)
 
 
-SUBFLOWS = {"simulate": simulate, "train": train, "design": design, "feedback": feedback_task}
+SUBFLOWS = {"simulate": simulate, "train": train, "design": design, "feedback": feedback_task,
+            "recipes": recipe_check_task}
 
 
 def _prefect_tags() -> dict[str, str]:

@@ -36,12 +36,14 @@ from genmat.loop.state import LoopState
 from genmat.loop.steps import (
     DesignParams,
     FeedbackParams,
+    RecipeCheckParams,
     SimulateParams,
     TrainParams,
     design_step,
     feedback_step,
     load_design,
     read_table,
+    recipe_check_step,
     simulate_step,
     train_step,
 )
@@ -58,6 +60,7 @@ STEP_FUNCTIONS: dict[str, Callable] = {
     "train": train_step,
     "design": design_step,
     "feedback": feedback_step,
+    "recipes": recipe_check_step,
 }
 
 
@@ -93,6 +96,8 @@ class LoopConfig(BaseModel):
     sampler: Optional[SamplerConfig] = None
     physics_guidance: float = Field(0.0, ge=0, description="physics-guidance scale of every design step (0 = off; "
                                     "a modality may default otherwise, in its loop_defaults)")
+    recipe_checks: int = Field(0, ge=0, description="fresh process seeds on which each hit design's recipe (the "
+                               "recipe head's) is re-simulated after every design step (0 = off; oracle calls, counted)")
 
     @model_validator(mode="before")
     @classmethod
@@ -238,6 +243,12 @@ class ClosedLoop:
                 **self._common(), checkpoint=ckpt, targets_file=self.targets_path, out_dir=it_dir / "design",
                 n_candidates=c.n_candidates, n_simulate=c.n_simulate, sampler=c.sampler, seed=c.seed + 7919 * k,
                 physics_guidance=c.physics_guidance))
+            if c.recipe_checks:  # its simulations are counted by simulator_calls(), apart from the design's
+                checked = self._step(f"iter{k}/recipes", "recipes", RecipeCheckParams(
+                    **self._common(), design_dir=it_dir / "design", seeds=c.recipe_checks,
+                    seed=c.seed + 15485863 * (k + 1)))
+                design = {**design, **{m: v for m, v in checked.items() if m != "simulator_calls"},
+                          "recipe_check_calls": checked["simulator_calls"]}
             row = self._record_iteration(k, train, design)
             if row[self.modality.hit_metric] >= c.hit_rate_goal:
                 self._finish(f"hit-rate goal {c.hit_rate_goal:.0%} reached at iteration {k}")
@@ -399,7 +410,8 @@ def report_columns(modality, history: pd.DataFrame, short: bool = False) -> list
     head = ("iteration", "hit_rate") if short else ("iteration", "hit_rate", "hits", "targets", "candidate_hit_rate")
     tail = (("novelty_mean", "simulator_calls", "simulator_calls_per_hit", "n_train") if short else
             ("novelty_mean", "simulator_calls", "simulator_calls_total", "simulator_calls_per_hit",
-             "oracle_calls_per_hit_total", "physics_evaluations", "candidates_per_hit", "n_train", "train_step",
+             "oracle_calls_per_hit_total", "physics_evaluations", "recipe_hold_rate", "robust_recipes",
+             "candidates_per_hit", "n_train", "train_step",
              "train_loss"))
     cols = (*head, "physics_pass_rate", *modality.report_metrics, *tail)
     return [c for c in dict.fromkeys(cols) if c in history]

@@ -89,6 +89,12 @@ class DesignParams(StepParams):
     seed: int = 0
 
 
+class RecipeCheckParams(StepParams):
+    design_dir: Path
+    seeds: int = Field(4, ge=1, description="fresh process seeds per hit design's recipe")
+    seed: int = 0
+
+
 class FeedbackParams(StepParams):
     design_dir: Path
     iteration: int = Field(..., ge=0)
@@ -354,6 +360,37 @@ def load_design(out: Path) -> DesignResult:
         pd.read_parquet(out / "designs.parquet"),
         metrics,
     )
+
+
+def recipe_check_step(p: RecipeCheckParams, progress: bool = True) -> dict:
+    """Re-simulate the recipe of every hit design with ``seeds`` fresh process seeds and
+    check the products against the design's target: how often the recipe holds. Writes
+    ``recipes.parquet`` (one row per hit design: target, recipe, ``holds`` in [0, 1]) in the
+    design directory; every simulation is an oracle call. Idempotent (read back when done)."""
+    out = Path(p.design_dir) / "recipes.parquet"
+    modality = p.build_modality()
+    names = [f"recipe_{c}" for c in modality.schema.subset("processing")]
+    designs = load_design(p.design_dir).designs
+    if out.exists():
+        table = pd.read_parquet(out)
+    elif not names or not all(c in designs for c in names):
+        table = pd.DataFrame(columns=["target_id", "holds"])
+    else:
+        hits = designs[designs["hit"].astype(bool)].reset_index(drop=True)
+        rep = hits.loc[hits.index.repeat(p.seeds)].reset_index(drop=True)
+        targets = rep[[c for c in rep.columns if c.startswith("target_") and c != "target_id"]]
+        targets = targets.rename(columns=lambda c: c.removeprefix("target_"))
+        holds = np.zeros(0)
+        if len(rep):
+            samples, _ = modality.simulate(rep[names].rename(columns=lambda c: c.removeprefix("recipe_")),
+                                           seed=p.seed, progress=progress)
+            ok = modality.simulator_checks(samples, targets)["sim_pass"].to_numpy(bool)
+            holds = ok.reshape(len(hits), p.seeds).mean(axis=1)
+        table = hits[["target_id", *names]].assign(holds=holds)
+        _to_parquet(table, out)
+    holds = table["holds"].to_numpy(float)
+    return {"simulator_calls": int(len(table) * p.seeds), "recipe_hold_rate": float(holds.mean()) if len(holds)
+            else float("nan"), "robust_recipes": float((holds >= 0.75).sum()), "recipes_checked": float(len(table))}
 
 
 def feedback_step(p: FeedbackParams, progress: bool = True) -> dict:

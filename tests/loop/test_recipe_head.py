@@ -58,3 +58,57 @@ def test_no_head_without_recipe_coordinates_or_enough_known_processing():
     assert fit_recipe_head(rows, mod, samples) is not None
     xrd = get_modality("xrd")
     assert xrd.recipe_coordinates(pd.DataFrame()) is None
+
+
+def test_the_loop_rechecks_its_designs_recipes_and_counts_the_calls(tmp_path):
+    from genmat.loop import ClosedLoop
+    from tests.conftest import tiny_loop_config
+
+    cfg = tiny_loop_config(tmp_path, max_iterations=1, recipe_checks=3)
+    loop = ClosedLoop(cfg)
+    state = loop.run()
+    row = state.history[0]
+    recipes = pd.read_parquet(tmp_path / "iter_00" / "design" / "recipes.parquet")
+    assert len(recipes) == row["hits"] == row["recipes_checked"]
+    assert row["recipe_check_calls"] == 3 * len(recipes) == state.steps["iter0/recipes"]["simulator_calls"]
+    assert {"recipe_x_B", "recipe_temperature_K", "recipe_time_s", "holds"} <= set(recipes.columns)
+    assert recipes["holds"].between(0, 1).all() and row["robust_recipes"] == (recipes["holds"] >= 0.75).sum()
+    # every oracle call counted: initial data, the targets' own, the design's and the recipe checks
+    assert row["simulator_calls_total"] == cfg.initial_samples + cfg.n_targets + row["simulator_calls"] + 3 * len(recipes)
+
+
+def _design_dir(path, mod, processing, recipes, seed=5):
+    """A design directory whose hit designs are simulated micrographs of ``processing``,
+    each targeting its own simulated properties, with ``recipes`` as their recipes."""
+    import json
+
+    from genmat.loop.design import DesignResult
+    from genmat.loop.steps import save_design
+
+    samples, rows = mod.simulate(processing, seed=seed)
+    designs = pd.DataFrame({"target_id": np.arange(len(rows)), "hit": True,
+                            **{f"target_{c}": rows[c] for c in ("E_GPa", "density_g_cm3")},
+                            **{f"recipe_{c}": recipes[c].to_numpy() for c in recipes.columns}})
+    path.mkdir(parents=True)
+    save_design(DesignResult(designs, samples, designs, {}), path)
+    (path / "metrics.json").write_text(json.dumps({}))
+    return path
+
+
+def test_a_true_recipe_holds_and_a_wrong_one_does_not(tmp_path):
+    from genmat.loop.steps import RecipeCheckParams, recipe_check_step
+
+    mod = get_modality("spinodal")  # default tolerances: E 5 %, ρ 2 %
+    proc = mod.draw_processing(16, np.random.default_rng(3))
+    wrong = proc.assign(x_B=np.where(proc["x_B"] < 0.5, proc["x_B"] + 0.15, proc["x_B"] - 0.15))
+    out = {}
+    for name, recipes in (("true", proc), ("wrong", wrong)):
+        d = _design_dir(tmp_path / name, mod, proc, recipes)
+        out[name] = recipe_check_step(RecipeCheckParams(modality="spinodal", dataset=tmp_path / "none",
+                                                        design_dir=d, seeds=3), progress=False)
+        assert out[name]["simulator_calls"] == 48 and (d / "recipes.parquet").exists()
+    assert out["true"]["recipe_hold_rate"] >= 0.7 and out["wrong"]["recipe_hold_rate"] == 0.0
+    # done once: read back, not simulated again
+    again = recipe_check_step(RecipeCheckParams(modality="spinodal", dataset=tmp_path / "none",
+                                                design_dir=tmp_path / "true", seeds=3), progress=False)
+    assert again == out["true"]
