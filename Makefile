@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export MPLBACKEND := Agg
 export PREFECT_LOGGING_LEVEL ?= WARNING
 
-.PHONY: install demo demo-xrd demo-raman test test-shuffled test-fast bench bench-design bench-guidance ui clean
+.PHONY: install demo demo-xrd demo-raman test test-shuffled test-fast bench bench-design bench-guidance bench-masks ui clean
 
 $(BIN)/genmat: pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -45,6 +45,9 @@ bench-design: install  ## the design benchmark: genmat (recipe loop, and the gui
 
 bench-guidance: install  ## physics guidance vs classifier-free guidance alone at one oracle call per target, and the physics-penalised training ablation (bench_results/guidance.*; trains the demo generator first, ≈ 11 min on 2 cores)
 	$(BIN)/python -m benchmarks.guidance --out bench_results --seeds 0 1 2 --scales 0 30
+
+bench-masks: install  ## any-subset conditioning: one generator asked with each subset of the condition fields (bench_results/masks.*; reuses bench-guidance's trained generator, else trains it, ≈ 8 min on 2 cores)
+	$(BIN)/python -m benchmarks.masks --out bench_results --seeds 0 1 2
 
 ui: install  ## the MLflow UI on the local SQLite store
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
