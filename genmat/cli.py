@@ -67,8 +67,8 @@ def _parse_fields(pairs: List[str]) -> dict[str, float]:
 # genmat.modalities.DEFAULT_MODALITY (a test keeps them equal); not imported here, so that
 # the CLI starts without loading every simulator
 DEFAULT_MODALITY = "spinodal"
-MODALITY_HELP = ("modality: spinodal (micrographs), xrd or raman (spectra), or an installed plug-in "
-                 "(genmat modalities lists them)")
+MODALITY_HELP = ("modality: spinodal (two-phase micrographs), grains (grain maps from cooling rate), xrd or "
+                 "raman (spectra), or an installed plug-in (genmat modalities lists them)")
 
 
 def _unreachable(url: str, timeout: float = 3.0) -> str | None:

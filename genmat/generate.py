@@ -58,6 +58,8 @@ class Generator:
             config = replace(config, unet=replace(config.unet, n_condition_fields=len(schema)))
         if config.unet.spatial_dims != len(self.sample_shape) - 1:  # (C, L) spectra, (C, H, W) micrographs
             config = replace(config, unet=replace(config.unet, spatial_dims=len(self.sample_shape) - 1))
+        if config.unet.in_channels != self.sample_shape[0]:  # e.g. the (cos 2θ, sin 2θ) of grain maps
+            config = replace(config, unet=replace(config.unet, in_channels=self.sample_shape[0]))
         self.config, self.schema = config, schema
         self.device = resolve_device(device)
         self.method = get_method(config, self.sample_shape)

@@ -22,6 +22,7 @@ from typing import Callable
 
 from genmat.errors import InputError
 from genmat.modalities.base import REQUIRED, Modality, ModalityBase, missing_members
+from genmat.modalities.grains import GrainModality, GrainModalityConfig
 from genmat.modalities.spectrum import SpectrumConfig, SpectrumModality, raman, xrd
 from genmat.modalities.spinodal import SpinodalConfig, SpinodalModality
 
@@ -29,7 +30,8 @@ log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "genmat.modalities"
 DEFAULT_MODALITY = "spinodal"
-BUILTIN: dict[str, Callable[..., Modality]] = {"spinodal": SpinodalModality, "xrd": xrd, "raman": raman}
+BUILTIN: dict[str, Callable[..., Modality]] = {"spinodal": SpinodalModality, "xrd": xrd, "raman": raman,
+                                               "grains": GrainModality}
 MODALITIES = BUILTIN  # the built-in ones (plug-ins: modality_names())
 
 
@@ -102,6 +104,7 @@ def get_task(name: str):
     return tasks[name]
 
 
-__all__ = ["BUILTIN", "DEFAULT_MODALITY", "ENTRY_POINT_GROUP", "MODALITIES", "REQUIRED", "Modality", "ModalityBase",
+__all__ = ["BUILTIN", "DEFAULT_MODALITY", "ENTRY_POINT_GROUP", "GrainModality", "GrainModalityConfig", "MODALITIES",
+           "REQUIRED", "Modality", "ModalityBase",
            "SpectrumConfig", "SpectrumModality", "SpinodalConfig", "SpinodalModality", "design_tasks", "get_modality",
            "get_task", "missing_members", "modality_names"]

@@ -4,6 +4,7 @@ optional parts filled in (:class:`ModalityBase`), for built-in and plug-in modal
 
 from __future__ import annotations
 
+from dataclasses import is_dataclass, replace
 from typing import Protocol, Sequence
 
 import numpy as np
@@ -104,6 +105,22 @@ def missing_members(modality) -> list[str]:
     """The members of :class:`Modality` that ``modality`` lacks (empty: it conforms)."""
     members = {*Modality.__annotations__, *(n for n in vars(Modality) if not n.startswith("_"))}
     return sorted(m for m in members if not hasattr(modality, m))
+
+
+def configured(config, overrides: dict, modality: str):
+    """A modality's ``config`` (a dataclass) with keyword ``overrides``: an unknown name is an
+    InputError naming the allowed ones; a dict value updates a nested dataclass field by
+    field (what JSON ``modality_options`` give)."""
+    known = config.__dataclass_fields__
+    unknown = sorted(set(overrides) - set(known))
+    if unknown:
+        raise InputError(f"{modality} options {unknown} are not known; allowed: {', '.join(known)}",
+                         field="modality_options", value=unknown, allowed=", ".join(known))
+    values = {}
+    for name, value in overrides.items():
+        default = getattr(config, name)
+        values[name] = replace(default, **value) if isinstance(value, dict) and is_dataclass(default) else value
+    return replace(config, **values)
 
 
 def sample_grid(n: int, ncols: int, cell: tuple[float, float]):

@@ -9,7 +9,7 @@ order parameter c (1, N, N) in about [-1, 1]; phase B (the stiff, SiC-like phase
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, is_dataclass, replace
+from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -19,7 +19,7 @@ import torch
 from genmat import sim
 from genmat.conditions import ConditionError, ConditionSchema, Field
 from genmat.errors import InputError
-from genmat.modalities.base import ModalityBase, sample_grid
+from genmat.modalities.base import ModalityBase, configured, sample_grid
 from genmat.tasks import DesignTask, Tolerance
 from genmat.validate import (
     MicrographChecks,
@@ -160,16 +160,7 @@ class SpinodalModality(ModalityBase):
                 "k_W_mK": Tolerance("rel", tol.of("k")), "length_px": Tolerance("rel", 0.10)}
 
     def __init__(self, config: SpinodalConfig | None = None, **overrides) -> None:
-        config = config or SpinodalConfig()
-        unknown = set(overrides) - set(config.__dataclass_fields__)
-        if unknown:
-            raise InputError(f"spinodal options {sorted(unknown)} are not known; allowed: "
-                             f"{', '.join(config.__dataclass_fields__)}", field="modality_options", value=sorted(unknown))
-        for name, value in overrides.items():  # JSON objects (modality_options) update nested settings
-            default = getattr(config, name)
-            if isinstance(value, dict) and is_dataclass(default):
-                overrides[name] = replace(default, **value)
-        self.config = SpinodalConfig(**{**asdict_shallow(config), **overrides})
+        self.config = configured(config or SpinodalConfig(), overrides, self.name)
         self.sample_shape = (1, self.config.grid, self.config.grid)
         self.schema = _schema(self.config.material, self.config.feasibility_margin)
 
@@ -359,7 +350,3 @@ class SpinodalModality(ModalityBase):
         fig.tight_layout()
         return fig
 
-
-def asdict_shallow(obj) -> dict:
-    """Dataclass fields as a dict without recursing into nested dataclasses."""
-    return {f: getattr(obj, f) for f in obj.__dataclass_fields__}

@@ -47,6 +47,31 @@ class Tolerances:
         return getattr(self, f"{prop}_rel")
 
 
+def score_targets(frame: pd.DataFrame, targets: pd.DataFrame, properties, tolerances) -> None:
+    """Relative-tolerance scoring of measured ``frame[f"sim_{key}"]`` against ``targets[col]``
+    for each (prop, col, key) of ``properties`` (NaN or a missing column = not targeted;
+    targets must be > 0): adds ``target_<col>``, ``<prop>_rel_err``, ``<prop>_pass`` (True when
+    not targeted), ``n_targets`` and ``sim_pass`` (something targeted and all within
+    ``tolerances.of(prop)``) to ``frame``."""
+    n_targets = np.zeros(len(frame), dtype=np.int64)
+    all_pass = np.ones(len(frame), dtype=bool)
+    for prop, col, key in properties:
+        target = _column(targets, col)
+        targeted = np.isfinite(target)
+        if (target[targeted] <= 0).any():
+            raise ValidateInputError(col, target[targeted][target[targeted] <= 0].tolist(), "targets > 0")
+        measured = frame[f"sim_{key}"].to_numpy()
+        rel = np.where(targeted, (measured - target) / np.where(targeted, target, 1.0), np.nan)
+        passed = np.where(targeted, np.abs(rel) <= tolerances.of(prop), True)
+        frame[f"target_{col}"] = target
+        frame[f"{prop}_rel_err"] = rel
+        frame[f"{prop}_pass"] = passed
+        n_targets += targeted
+        all_pass &= passed
+    frame["n_targets"] = n_targets
+    frame["sim_pass"] = all_pass & (n_targets > 0)
+
+
 def simulator_check(
     samples: Tensor,
     targets: pd.DataFrame,
@@ -93,23 +118,7 @@ def simulator_check(
             for key in ("volume_fraction", "length_px", "E_GPa", "E_x_GPa", "E_y_GPa", "density_g_cm3", "k_W_mK")
         }
     )
-    n_targets = np.zeros(len(frame), dtype=np.int64)
-    all_pass = np.ones(len(frame), dtype=bool)
-    for prop, (col, key, _unit) in TARGET_PROPERTIES.items():
-        target = _column(targets, col)
-        targeted = np.isfinite(target)
-        if (target[targeted] <= 0).any():
-            raise ValidateInputError(col, target[targeted][target[targeted] <= 0].tolist(), "targets > 0")
-        measured = frame[f"sim_{key}"].to_numpy()
-        rel = np.where(targeted, (measured - target) / np.where(targeted, target, 1.0), np.nan)
-        passed = np.where(targeted, np.abs(rel) <= tolerances.of(prop), True)
-        frame[f"target_{col}"] = target
-        frame[f"{prop}_rel_err"] = rel
-        frame[f"{prop}_pass"] = passed
-        n_targets += targeted
-        all_pass &= passed
-    frame["n_targets"] = n_targets
-    frame["sim_pass"] = all_pass & (n_targets > 0)
+    score_targets(frame, targets, [(prop, col, key) for prop, (col, key, _) in TARGET_PROPERTIES.items()], tolerances)
     # the check explains itself (genmat.validate.report): what missed, and what was confirmed
     messages = [[(_property_message(row, prop, tolerances), bool(row[f"{prop}_pass"]))
                  for prop, (col, _, _) in TARGET_PROPERTIES.items() if pd.notna(row[f"target_{col}"])]
