@@ -123,6 +123,24 @@ def configured(config, overrides: dict, modality: str):
     return replace(config, **values)
 
 
+def arrhenius_anneal(work: np.ndarray, prefactor: float, q_over_r: float, temperature_range, time_range):
+    """An isothermal anneal (T, t) that does ``work`` = rate(T) · t with rate(T) = prefactor ·
+    exp(−q_over_r / T) (a dimensionless time, Monte Carlo steps, …): the temperature at the
+    middle of its range and t = work / rate(T); where that t leaves its range, t at the nearer
+    end and the temperature that gives the work with it, T = q_over_r / ln(prefactor t / work)
+    (clipped: work beyond what the box reaches gets the nearest corner). Returns (T, t)."""
+    (T_lo, T_hi), (t_lo, t_hi) = temperature_range, time_range
+    work = np.asarray(work, dtype=float)
+    rate = lambda T: prefactor * np.exp(-q_over_r / T)  # noqa: E731
+    T = np.full(len(work), 0.5 * (T_lo + T_hi))
+    t = work / rate(T)
+    t_end = np.clip(t, t_lo, t_hi)
+    moved = (t_end != t) & (work > 0) & (t_end > 0)
+    T[moved] = q_over_r / np.log(prefactor * t_end[moved] / work[moved])
+    T = np.clip(T, T_lo, T_hi)
+    return T, np.clip(work / rate(T), t_lo, t_hi)
+
+
 def sample_grid(n: int, ncols: int, cell: tuple[float, float]):
     """A matplotlib figure with a grid of axes for n samples, ``ncols`` wide (fewer when
     n is smaller), each cell ``cell`` inches; the axes beyond n are switched off."""

@@ -18,8 +18,9 @@ import pandas as pd
 import torch
 
 from genmat.conditions import ConditionError, ConditionSchema, Field
-from genmat.modalities.base import ModalityBase, configured, sample_grid
+from genmat.modalities.base import ModalityBase, arrhenius_anneal, configured, sample_grid
 from genmat.sim import grains as sim_grains
+from genmat.sim.cahn_hilliard import GAS_CONSTANT_J_MOLK
 from genmat.tasks import Tolerance
 from genmat.validate import NoveltyConfig
 from genmat.validate.grains import GrainChecks, GrainTolerances, grain_physics_checks, grain_simulator_check
@@ -126,6 +127,25 @@ class GrainModality(ModalityBase):
     def measure(self, samples: torch.Tensor) -> pd.DataFrame:
         m = sim_grains.measure_grains(samples, self.config.physics)
         return pd.DataFrame({c: m[c] for c in ("grain_size_um", "yield_strength_MPa", *EXTRA_COLUMNS)})
+
+    def recipe_coordinates(self, processing: pd.DataFrame) -> np.ndarray:
+        """(ln Ṫ, ln(1 + MCS)): the cooling rate sets the nuclei, and the hold enters only
+        through its Monte Carlo steps MCS(T, t), so T and t are not separately identifiable
+        from a grain map; the cooling rate and the hold's MCS are."""
+        mcs = sim_grains.monte_carlo_steps(processing["temperature_K"].to_numpy(float),
+                                           processing["time_s"].to_numpy(float), self.config.physics)
+        return np.stack([np.log(processing["cooling_rate_K_s"].to_numpy(float)), np.log1p(mcs)], axis=1)
+
+    def processing_from_coordinates(self, coords: np.ndarray) -> pd.DataFrame:
+        """A recipe for (ln Ṫ, ln(1 + MCS)): the cooling rate clipped into its range, and a hold
+        doing those Monte Carlo steps (:func:`genmat.modalities.base.arrhenius_anneal`)."""
+        hp = self.config.physics
+        coords = np.asarray(coords, dtype=float)
+        q_r = hp.activation_energy_J_mol / GAS_CONSTANT_J_MOLK
+        T, t = arrhenius_anneal(np.expm1(np.maximum(coords[:, 1], 0.0)), hp.mcs_per_s_ref * math.exp(q_r / hp.T_ref_K),
+                                q_r, RANGES["temperature_K"], RANGES["time_s"])
+        return pd.DataFrame({"cooling_rate_K_s": np.clip(np.exp(coords[:, 0]), *RANGES["cooling_rate_K_s"]),
+                             "temperature_K": T, "time_s": t})
 
     # -------------------------------------------------------------- validators
     def physics_checks(self, samples: torch.Tensor, conditions: pd.DataFrame) -> pd.DataFrame:

@@ -19,7 +19,7 @@ import torch
 from genmat import sim
 from genmat.conditions import ConditionError, ConditionSchema, Field
 from genmat.errors import InputError
-from genmat.modalities.base import ModalityBase, configured, sample_grid
+from genmat.modalities.base import ModalityBase, arrhenius_anneal, configured, sample_grid
 from genmat.tasks import DesignTask, Tolerance
 from genmat.validate import (
     MicrographChecks,
@@ -292,18 +292,9 @@ class SpinodalModality(ModalityBase):
         and the temperature that gives τ with it, T = (Q/R) / ln(M0 t / τ) (clipped: τ beyond
         what the box reaches gets the nearest corner)."""
         ch, (x_lo, x_hi) = self.config.ch, sim.PROCESSING_RANGES["x_B"]
-        (T_lo, T_hi), (t_lo, t_hi) = sim.PROCESSING_RANGES["temperature_K"], sim.PROCESSING_RANGES["time_s"]
         coords = np.asarray(coords, dtype=float)
-        tau = np.exp(coords[:, 1])
-        q_r = ch.activation_energy_J_mol / sim.GAS_CONSTANT_J_MOLK
-        mobility = lambda T: ch.M0 * np.exp(-q_r / T)  # noqa: E731
-        T = np.full(len(coords), 0.5 * (T_lo + T_hi))
-        t = tau / mobility(T)
-        t_end = np.clip(t, t_lo, t_hi)
-        moved = t_end != t
-        T[moved] = q_r / np.log(ch.M0 * t_end[moved] / tau[moved])
-        T = np.clip(T, T_lo, T_hi)
-        t = np.clip(tau / mobility(T), t_lo, t_hi)
+        T, t = arrhenius_anneal(np.exp(coords[:, 1]), ch.M0, ch.activation_energy_J_mol / sim.GAS_CONSTANT_J_MOLK,
+                                sim.PROCESSING_RANGES["temperature_K"], sim.PROCESSING_RANGES["time_s"])
         return pd.DataFrame({"x_B": np.clip(coords[:, 0], x_lo, x_hi), "temperature_K": T, "time_s": t})
 
     def task_options(self, tolerances: dict) -> dict:

@@ -71,6 +71,18 @@ def test_noise_and_blank_fields_are_not_grain_structures():
     assert "grain(s)" in phys["physics_reason"].iloc[2]
 
 
+def test_recipe_coordinates_map_back_to_a_recipe_that_does_the_same_hold():
+    mod = get_modality("grains")
+    proc = mod.draw_processing(200, np.random.default_rng(1))
+    coords = mod.recipe_coordinates(proc)
+    back = mod.processing_from_coordinates(coords)
+    np.testing.assert_allclose(mod.recipe_coordinates(back), coords, rtol=1e-9, atol=1e-9)
+    assert back["temperature_K"].between(923.0, 1173.0).all() and back["time_s"].between(0.0, 3600.0).all()
+    # a hold longer than the box allows gets its nearest corner: the hottest, longest hold
+    far = mod.processing_from_coordinates(np.array([[0.0, np.log1p(1e4)]]))
+    assert far["temperature_K"].iloc[0] == 1173.0 and far["time_s"].iloc[0] == 3600.0
+
+
 def test_pictures_are_orientation_maps_with_black_boundaries(oracle):
     from genmat.modalities.grains import orientation_rgb
 
