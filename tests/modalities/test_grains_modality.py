@@ -67,7 +67,7 @@ def test_noise_and_blank_fields_are_not_grain_structures():
     phys = mod.physics_checks(torch.cat([noise, unit, blank]), pd.DataFrame(index=range(3)))
     assert not phys["physics_pass"].any()
     assert "not an orientation field" in phys["physics_reason"].iloc[0]
-    assert "single pixels" in phys["physics_reason"].iloc[1]
+    assert "too small to be grains" in phys["physics_reason"].iloc[1]
     assert "grain(s)" in phys["physics_reason"].iloc[2]
 
 
