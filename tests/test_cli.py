@@ -70,7 +70,7 @@ def test_simulate_rejects_bad_processing_file_and_writes_nothing(tmp_path):
     bad.write_text("x_B,temperature_K,time_s\n0.5,2000,3600\n")
     out = genmat("simulate", "--dataset", str(tmp_path / "ds"), "--processing", str(bad), cwd=tmp_path)
     _one_line_error(out, "temperature_K", "2000", "[750, 900]")
-    assert not (tmp_path / "ds" / "manifest.json").exists() or not any((tmp_path / "ds" / "shards").glob("*"))
+    assert not (tmp_path / "ds").exists()  # refused before the dataset is created
 
 
 def test_simulate_rejects_nonpositive_count(tmp_path):

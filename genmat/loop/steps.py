@@ -182,9 +182,11 @@ def simulate_step(p: SimulateParams, progress: bool = True) -> dict:
     does not depend on where a run was interrupted. ``simulator_calls`` counts the rows of
     every chunk of this step in the store, the ones a crashed run committed included."""
     modality = p.build_modality()
+    # a bad processing file is refused before the dataset is created: nothing left behind
+    checked = modality.schema.validate_frame(read_table(p.processing_file)) if p.processing_file is not None else None
     store = open_dataset(p, modality)
-    if p.processing_file is not None:
-        processing = modality.schema.validate_frame(read_table(p.processing_file))
+    if checked is not None:
+        processing = checked
         digest = hashlib.sha256(pd.util.hash_pandas_object(processing, index=False).to_numpy().tobytes()).hexdigest()
         key = p.batch_key or f"simulate/file-{digest[:16]}/seed{p.seed}"
     else:
