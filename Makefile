@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export MPLBACKEND := Agg
 export PREFECT_LOGGING_LEVEL ?= WARNING
 
-.PHONY: install demo demo-xrd demo-raman test test-shuffled test-fast bench bench-design bench-guidance bench-masks ui clean
+.PHONY: install demo demo-xrd demo-raman demo-grains test test-shuffled test-fast bench bench-design bench-guidance bench-masks ui clean
 
 $(BIN)/genmat: pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -26,6 +26,9 @@ demo-xrd: install  ## the closed loop on XRD spectra (phase fractions, size, str
 
 demo-raman: install  ## the closed loop on Raman spectra
 	$(BIN)/genmat loop --modality raman --workdir runs/raman
+
+demo-grains: install  ## the closed loop on grain maps from cooling rate and hold (≈ 22 min on 2 cores; docs/grains.md)
+	$(BIN)/genmat loop --modality grains --workdir runs/grains --iterations 3
 
 test: install  ## the whole test suite
 	$(BIN)/pytest -q --durations=15
