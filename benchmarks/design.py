@@ -347,7 +347,8 @@ def curves_plot(results: list[dict], path: Path) -> Path:
     fig, axes = plt.subplots(1, len(results), figsize=(4.6 * len(results), 4.4), squeeze=False)
     for ax, res in zip(axes[0], results):
         budget = next(r for r in res["rows"] if r["approach"] == "genmat (recipe loop)")["oracle_calls"]
-        hits_vs_calls(ax, res["curves"], res["targets"], budget=budget,
+        curves = {("genmat recipe loop" if k == "genmat" else k): v for k, v in res["curves"].items()}
+        hits_vs_calls(ax, curves, res["targets"], budget=budget,
                       title=f"{res['task']} ({res['targets']} targets, seed {res.get('seed', 0)})")
     fig.tight_layout()
     return report.save(fig, path)
