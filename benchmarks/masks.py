@@ -127,9 +127,8 @@ def run(generator, modality, n_targets: int, seeds, frequency_draws: int = 50, t
             evaluations = {"evaluations": 0}
             if physics_guidance and given and modality.physics_model() is not None:
                 sampler = replace(generator.config.sampler, physics_scale=float(physics_guidance))
-                x = generator.sample(*generator.schema.encode(generator.schema.validate_frame(cond)), seed=seed,
-                                     sampler=sampler, physics=physics_misfit(modality, reference[given], 1,
-                                                                             evaluations))
+                x = generator.sample_conditions(cond, seed=seed, sampler=sampler,
+                                                physics=physics_misfit(modality, reference[given], 1, evaluations))
                 guided = hits(modality.measure(x), reference, fields, bands)
             row = {"mask": " + ".join(mask), "n_given": len(mask), "checked": " + ".join(fields), "seed": seed,
                    "targets": n_targets, "hits": int(ok.sum()),

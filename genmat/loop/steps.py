@@ -183,14 +183,13 @@ def simulate_step(p: SimulateParams, progress: bool = True) -> dict:
     every chunk of this step in the store, the ones a crashed run committed included."""
     modality = p.build_modality()
     # a bad processing file is refused before the dataset is created: nothing left behind
-    checked = modality.schema.validate_frame(read_table(p.processing_file)) if p.processing_file is not None else None
+    processing = (modality.schema.validate_frame(read_table(p.processing_file)) if p.processing_file is not None
+                  else None)
     store = open_dataset(p, modality)
-    if checked is not None:
-        processing = checked
+    if processing is not None:
         digest = hashlib.sha256(pd.util.hash_pandas_object(processing, index=False).to_numpy().tobytes()).hexdigest()
         key = p.batch_key or f"simulate/file-{digest[:16]}/seed{p.seed}"
     else:
-        processing = None
         key = p.batch_key or f"simulate/seed{p.seed}/n{p.n}"
     n = len(processing) if processing is not None else p.n
     done = _committed_rows(store, key, n)

@@ -110,12 +110,11 @@ class GrainModality(ModalityBase):
     def perturb(self, processing: pd.DataFrame, rng: np.random.Generator, scale: float) -> pd.DataFrame:
         """Neighbouring processing: Gaussian jitter of ``scale`` × each range (the cooling rate
         in log space), clipped."""
-        out = self.schema.jitter(processing[list(RANGES)], rng, scale)
+        hold = self.schema.jitter(processing[["temperature_K", "time_s"]], rng, scale)
         lo, hi = RANGES["cooling_rate_K_s"]
         log_rate = np.log(processing["cooling_rate_K_s"].to_numpy(float))
-        jitter = rng.normal(0.0, scale, len(out)) * math.log(hi / lo)
-        out["cooling_rate_K_s"] = np.clip(np.exp(log_rate + jitter), lo, hi)
-        return out
+        log_rate = log_rate + rng.normal(0.0, scale, len(hold)) * math.log(hi / lo)
+        return hold.assign(cooling_rate_K_s=np.clip(np.exp(log_rate), lo, hi))[list(RANGES)]
 
     def simulate(self, processing: pd.DataFrame, *, seed: int, progress: bool = False):
         parts = []

@@ -234,10 +234,10 @@ def orientation_field(labels: np.ndarray, theta: np.ndarray) -> np.ndarray:
 
 
 def simulate_grains(cooling_rate_K_s, temperature_K, time_s, config: GrainConfig = GrainConfig(), *, seed: int = 0,
-                    progress: bool = False, return_labels: bool = False):
+                    progress: bool = False) -> torch.Tensor:
     """Grain micrographs (B, 2, N, N) for B recipes (module docstring), reproducible from
     ``seed``: the nuclei and orientations of sample i come from SeedSequence([seed, i]), the
-    Potts moves from ``seed``. With ``return_labels``, also the grain labels (B, N, N)."""
+    Potts moves from ``seed``."""
     rate, T, t = (np.atleast_1d(np.asarray(v, dtype=float)) for v in (cooling_rate_K_s, temperature_K, time_s))
     if not len(rate) == len(T) == len(t):
         raise SimInputError("processing", (len(rate), len(T), len(t)), "three arrays of one length")
@@ -253,8 +253,7 @@ def simulate_grains(cooling_rate_K_s, temperature_K, time_s, config: GrainConfig
     fields = np.empty((len(rate), 2, n, n), dtype=np.float32)
     for i, rng in enumerate(rngs):
         fields[i] = orientation_field(grown[i], assign_orientations(grown[i], rng, config.min_misorientation_deg))
-    out = torch.from_numpy(fields)
-    return (out, torch.from_numpy(grown)) if return_labels else out
+    return torch.from_numpy(fields)
 
 
 # ----------------------------------------------------------------------------- measurement
@@ -357,19 +356,16 @@ def measure_grains(fields: torch.Tensor, config: GrainConfig = GrainConfig()) ->
     for f in x:
         labels, dust = clean_labels(segment(f, config.boundary_deg), config.min_grain_px)
         rows.append({**grain_statistics(labels), "dust_fraction": dust})
-    out = {k: np.array([r[k] for r in rows]) for k in (rows[0] if rows else ())}
-    if not rows:
-        return {k: np.zeros(0) for k in ("grain_size_um", "yield_strength_MPa", "astm_G", "n_grains", "mean_area_um2",
-                                         "area_cv", "dust_fraction", "mean_neighbours", "orientation_norm_error")}
-    d = out.pop("mean_intercept_px") * config.pixel_um
+    col = lambda key: np.array([r[key] for r in rows], dtype=float)  # noqa: E731 (empty for B = 0)
+    d = col("mean_intercept_px") * config.pixel_um
     return {
         "grain_size_um": d,
         "yield_strength_MPa": hall_petch(d, config),
         "astm_G": astm_grain_number(d),
-        "n_grains": out["n_grains"],
-        "mean_area_um2": out["mean_area_px"] * config.pixel_um ** 2,
-        "area_cv": out["area_cv"],
-        "dust_fraction": out["dust_fraction"],
-        "mean_neighbours": out["mean_neighbours"],
+        "n_grains": col("n_grains"),
+        "mean_area_um2": col("mean_area_px") * config.pixel_um ** 2,
+        "area_cv": col("area_cv"),
+        "dust_fraction": col("dust_fraction"),
+        "mean_neighbours": col("mean_neighbours"),
         "orientation_norm_error": np.abs(np.sqrt((x ** 2).sum(1)) - 1).mean(axis=(1, 2)),
     }
