@@ -26,7 +26,6 @@ import argparse
 import json
 import logging
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -67,8 +66,8 @@ def ensure_ablation(workdir: Path, iterations: int, penalties: dict[str, float],
         if not ckpt.exists():
             log.info("training the %s generator (%d steps, penalties %s) into %s", name, steps, weights, ckpt)
             train_step(TrainParams(modality=loop.modality, dataset=loop.dataset, checkpoint=ckpt, warm_start=start,
-                                   generator=replace(loop.generator, penalties=weights),
-                                   train=replace(loop.train, steps=steps, seed=seed + k)), progress=False)
+                                   generator=loop.generator.replace(penalties=weights),
+                                   train=loop.train.replace(steps=steps, seed=seed + k)), progress=False)
         out[name] = ckpt
     return out
 
@@ -92,7 +91,7 @@ def run_arm(generator, modality, targets: pd.DataFrame, reference: pd.DataFrame,
             scale: float, t_min: float, max_step: float | None, seed: int) -> dict:
     from genmat.loop.design import design
 
-    sampler = replace(generator.config.sampler, physics_t_min=t_min, physics_max_step=max_step)
+    sampler = generator.config.sampler.replace(physics_t_min=t_min, physics_max_step=max_step)
     t0 = time.perf_counter()
     res = design(generator, modality, targets, n_candidates=1, n_simulate=1, training_samples=training,
                  training_ids=ids, sampler=sampler, seed=seed, physics_guidance=scale)

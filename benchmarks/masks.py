@@ -38,7 +38,6 @@ import itertools
 import json
 import logging
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -126,7 +125,7 @@ def run(generator, modality, n_targets: int, seeds, frequency_draws: int = 50, t
             given = [f for f in mask if f in bands]
             evaluations = {"evaluations": 0}
             if physics_guidance and given and modality.physics_model() is not None:
-                sampler = replace(generator.config.sampler, physics_scale=float(physics_guidance))
+                sampler = generator.config.sampler.replace(physics_scale=float(physics_guidance))
                 x = generator.sample_conditions(cond, seed=seed, sampler=sampler,
                                                 physics=physics_misfit(modality, reference[given], 1, evaluations))
                 guided = hits(modality.measure(x), reference, fields, bands)

@@ -156,11 +156,11 @@ def _configs():
     base = default_generator()
     return {
         "flow_matching": base,
-        "ddpm": replace(base, path="vp_linear", prediction="eps", sampler=replace(base.sampler, method="ddpm", steps=250)),
-        "vae": replace(base, method="vae"),
-        "latent_diffusion": replace(base, method="latent_diffusion"),
-        "normalizing_flow": replace(base, method="normalizing_flow"),
-        "gan": replace(base, method="gan"),
+        "ddpm": base.replace(path="vp_linear", prediction="eps", sampler=base.sampler.replace(method="ddpm", steps=250)),
+        "vae": base.replace(method="vae"),
+        "latent_diffusion": base.replace(method="latent_diffusion"),
+        "normalizing_flow": base.replace(method="normalizing_flow"),
+        "gan": base.replace(method="gan"),
     }
 
 
@@ -353,7 +353,7 @@ def heldout_nll(g, data: dict) -> float:
     values, mask = g.schema.encode(g.schema.validate_frame(rows[[f.name for f in g.schema.fields]]))
     if g.config.method == "normalizing_flow":
         return float(nll_per_value(g.model, x, values, mask).mean())
-    settings = replace(g.config.vae, beta=1.0, kl_warmup_steps=0, free_bits=0.0)
+    settings = g.config.vae.replace(beta=1.0, kl_warmup_steps=0, free_bits=0.0)
     loss = ELBOLoss(settings, cond_dropout=0.0)  # per value, without the Gaussian's normaliser:
     normaliser = 0.5 * float(np.log(2 * np.pi * settings.recon_sigma ** 2))
     return float(loss(g.model, [x, values, mask], torch.Generator().manual_seed(0))) + normaliser

@@ -74,7 +74,6 @@ def design(
     ``metrics["physics_evaluations"]``.
     Returns a :class:`genmat.loop.DesignResult`.
     """
-    from dataclasses import replace
 
     from genmat.data import DatasetStore
     from genmat.generate import Generator
@@ -86,14 +85,14 @@ def design(
     targets = mod.schema.validate_frame(_frame(targets))  # bad targets fail before anything is loaded
     generator = Generator.from_checkpoint(checkpoint)
     base = generator.config.sampler
-    sampler = replace(base, steps=steps or base.steps, guidance=base.guidance if guidance is None else guidance,
+    sampler = base.replace(steps=steps or base.steps, guidance=base.guidance if guidance is None else guidance,
                       method=sampler or base.method)
     reg = None
     if regressor is not None:
         from genmat.regressor import PropertyRegressor
 
         reg = PropertyRegressor.from_checkpoint(regressor)
-        sampler = replace(sampler, classifier_scale=classifier_scale, classifier_tau=classifier_tau)
+        sampler = sampler.replace(classifier_scale=classifier_scale, classifier_tau=classifier_tau)
     training = ids = surrogate = head = None
     if dataset is not None:
         store = DatasetStore.open(dataset)

@@ -183,14 +183,13 @@ def train(
 ):
     """Train the conditional generator (default: rectified flow on a U-Net) on a dataset."""
     _setup(verbose)
-    from dataclasses import replace
 
     from genmat.generate import SamplerConfig
     from genmat.loop import LoopConfig
     from genmat.loop.steps import TrainParams, train_step
     from genmat.train import TrainConfig
 
-    generator = replace(LoopConfig(modality=modality).generator, method=method, path=path,  # the modality's network
+    generator = LoopConfig(modality=modality).generator.replace(method=method, path=path,  # the modality's network
                         prediction=prediction, sampler=SamplerConfig(steps=sampler_steps, method=sampler),
                         penalties=_weights(penalty, "--penalty"))
     cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -55,11 +54,11 @@ class Generator:
         network whatever random numbers were drawn before (no global RNG state leaks in)."""
         self.sample_shape = tuple(int(s) for s in sample_shape)
         if config.unet.n_condition_fields != len(schema):
-            config = replace(config, unet=replace(config.unet, n_condition_fields=len(schema)))
+            config = config.replace(unet=config.unet.replace(n_condition_fields=len(schema)))
         if config.unet.spatial_dims != len(self.sample_shape) - 1:  # (C, L) spectra, (C, H, W) micrographs
-            config = replace(config, unet=replace(config.unet, spatial_dims=len(self.sample_shape) - 1))
+            config = config.replace(unet=config.unet.replace(spatial_dims=len(self.sample_shape) - 1))
         if config.unet.in_channels != self.sample_shape[0]:  # e.g. the (cos 2θ, sin 2θ) of grain maps
-            config = replace(config, unet=replace(config.unet, in_channels=self.sample_shape[0]))
+            config = config.replace(unet=config.unet.replace(in_channels=self.sample_shape[0]))
         self.config, self.schema = config, schema
         self.device = resolve_device(device)
         self.method = get_method(config, self.sample_shape)
@@ -118,7 +117,7 @@ class Generator:
         ema, result = self.method.fit(
             self.model,
             data,
-            replace(config, device=str(self.device)),
+            config.replace(device=str(self.device)),
             model_args=self.model_args(),
             checkpoint_path=checkpoint_path,
             warm_start=warm_start,
@@ -160,7 +159,7 @@ class Generator:
                                                  gen).float().cpu() for s in range(0, n, 256)])
         loss = DenoisingLoss(cond_dropout=0.0, t_sampling=self.config.t_sampling)  # dropout already in the pairs
         self.model.requires_grad_(True)  # the EMA copy kept after fit() is frozen
-        ema, result = train(self.model, loss, [x, v, m, noise], replace(config, device=str(self.device)),
+        ema, result = train(self.model, loss, [x, v, m, noise], config.replace(device=str(self.device)),
                             model_args=self.model_args(), checkpoint_path=checkpoint_path, progress=progress)
         self.model, self.step = ema, self.step + result.step
         return result
@@ -184,13 +183,13 @@ class Generator:
         if self.config.method != "diffusion":
             raise InputError(f"distillation needs a diffusion teacher, not method = {self.config.method!r}")
         w = self.config.sampler.guidance if guidance is None else guidance
-        student_cfg = replace(self.config, sampler=SamplerConfig(steps=sampler_steps, method="consistency"))
+        student_cfg = self.config.replace(sampler=SamplerConfig(steps=sampler_steps, method="consistency"))
         student = Generator(student_cfg, self.schema, self.sample_shape, device=self.device)
         student.model.load_state_dict(self.model.state_dict())
         teacher = copy.deepcopy(self.model).eval().requires_grad_(False)
         loss = ConsistencyDistillationLoss(teacher, n_grid=n_grid, guidance=w, cond_dropout=self.config.cond_dropout)
         student.model.requires_grad_(True)
-        ema, result = train(student.model, loss, list(data[:3]), replace(config, device=str(self.device)),
+        ema, result = train(student.model, loss, list(data[:3]), config.replace(device=str(self.device)),
                             model_args=student.model_args(), checkpoint_path=checkpoint_path, progress=progress)
         student.model, student.step = ema, result.step
         return student, result
@@ -292,8 +291,7 @@ class Generator:
         """Like ``sample_conditions`` but returns a DataFrame (one row per sample, the
         condition columns plus ``sample``: the array as nested lists). Used by MLflow pyfunc."""
         base = self.config.sampler
-        sampler = replace(
-            base,
+        sampler = base.replace(
             steps=int(steps) if steps is not None else base.steps,
             guidance=float(guidance) if guidance is not None else base.guidance,
         )

@@ -24,15 +24,16 @@ the targets, that is the table's conditional, not the prior's.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Annotated, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
+from pydantic import Field, model_validator
 
 from genmat.conditions import UNSET, ConditionError, ConditionSchema
+from genmat.config import Config
 from genmat.diffusion import DenoisingLoss
 from genmat.diffusion.guidance import classifier_free
 from genmat.diffusion.paths import NoisePath
@@ -43,25 +44,27 @@ from genmat.tasks import TargetSet
 from genmat.train import TrainConfig, TrainResult, load_checkpoint, train
 
 CLIP = 1.5  # normalised interval ends beyond the data range are clipped here
+Weight = Annotated[float, Field(ge=0)]
 
 
-@dataclass(frozen=True)
-class RecipeConfig:
-    width: int = 256
-    depth: int = 4
-    embed_dim: int = 128
-    p_absent: float = 0.3  # a property field left out of a training query (any subset is asked)
+class RecipeConfig(Config):
+    width: int = Field(256, ge=1)
+    depth: int = Field(4, ge=1)
+    embed_dim: int = Field(128, ge=1)
+    p_absent: float = Field(0.3, ge=0, lt=1)  # a property field left out of a training query (any subset is asked)
     # per given field: point-like narrow interval, wide interval, lower bound only, upper bound only
-    kind_weights: tuple[float, float, float, float] = (0.4, 0.3, 0.15, 0.15)
+    kind_weights: tuple[Weight, Weight, Weight, Weight] = (0.4, 0.3, 0.15, 0.15)
     half_width: tuple[float, float] = (0.003, 0.3)  # log-uniform, fraction of the field's data range
-    steps: int = 16  # Heun steps at sampling
+    steps: int = Field(16, ge=1)  # Heun steps at sampling
     sampler: str = "heun"
 
-    def __post_init__(self) -> None:
-        if not 0 <= self.p_absent < 1:
-            raise ConditionError("p_absent", self.p_absent, "[0, 1)")
+    @model_validator(mode="after")
+    def _check(self):
         if not 0 < self.half_width[0] <= self.half_width[1]:
             raise ConditionError("half_width", self.half_width, "0 < low ≤ high")
+        if not sum(self.kind_weights) > 0:
+            raise ConditionError("kind_weights", self.kind_weights, "non-negative, not all 0")
+        return self
 
 
 class IntervalQueryLoss:
@@ -164,14 +167,14 @@ class RecipeGenerator:
         loss = IntervalQueryLoss(props, recipes, self.config)
         anchors = torch.arange(len(table), dtype=torch.float)[:, None]
         self.model.requires_grad_(True)
-        ema, result = train(self.model, loss, [anchors], replace(train_config, device="cpu"),
+        ema, result = train(self.model, loss, [anchors], train_config.replace(device="cpu"),
                             model_args=self.model_args(), checkpoint_path=checkpoint_path, warm_start=warm_start,
                             progress=progress)
         self.model, self.step = ema, result.step
         return result
 
     def model_args(self) -> dict:
-        return {"kind": "recipe", "config": asdict(self.config), "schema": self.schema.to_dict(),
+        return {"kind": "recipe", "config": self.config.to_dict(), "schema": self.schema.to_dict(),
                 "properties": list(self.properties), "prop_range": self.prop_range.tolist()}
 
     @classmethod

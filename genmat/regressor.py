@@ -13,7 +13,6 @@ the one training loop on the same dataset. It serves twice:
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -32,13 +31,13 @@ class PropertyRegressor:
                  path: str = "rectified_flow", device="auto") -> None:
         self.schema, self.sample_shape, self.path = schema, tuple(int(s) for s in sample_shape), path
         unet = unet or UNetConfig()
-        self.unet = replace(unet, spatial_dims=len(self.sample_shape) - 1, in_channels=self.sample_shape[0],
+        self.unet = unet.replace(spatial_dims=len(self.sample_shape) - 1, in_channels=self.sample_shape[0],
                             n_condition_fields=0)
         self.device = resolve_device(device)
         self.model = NoisyRegressor(self.unet, len(schema)).to(self.device).eval()
 
     def model_args(self) -> dict:
-        return {"kind": "regressor", "unet": asdict(self.unet), "schema": self.schema.to_dict(),
+        return {"kind": "regressor", "unet": self.unet.to_dict(), "schema": self.schema.to_dict(),
                 "sample_shape": list(self.sample_shape), "path": self.path}
 
     @classmethod
@@ -55,7 +54,7 @@ class PropertyRegressor:
         """Train on (x (N, C, *S), values (N, F), mask (N, F)) with noisy inputs of the path."""
         self.model.requires_grad_(True)
         ema, result = train(self.model, NoisyRegressionLoss(self.path), list(data[:3]),
-                            replace(config, device=str(self.device)), model_args=self.model_args(),
+                            config.replace(device=str(self.device)), model_args=self.model_args(),
                             checkpoint_path=checkpoint_path, progress=progress)
         self.model = ema
         return result

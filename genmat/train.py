@@ -13,7 +13,7 @@ import copy
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
@@ -21,7 +21,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from pydantic import Field
+
 from genmat.atomic import atomic_write
+from genmat.config import Config
 from genmat.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -29,29 +32,19 @@ log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = 1
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    steps: int = 1500  # optimiser steps in this call (added to any resumed/warm-started step count)
-    batch_size: int = 64
-    lr: float = 2e-3  # peak AdamW learning rate, after a linear warm-up
-    warmup_steps: int = 100
-    min_lr_ratio: float = 0.1  # cosine decay to lr * min_lr_ratio at the last step
-    weight_decay: float = 0.0
-    ema_decay: float = 0.995  # EMA of weights, used for sampling
-    grad_clip: float = 1.0
+class TrainConfig(Config):
+    steps: int = Field(1500, ge=1)  # optimiser steps in this call (added to any resumed/warm-started step count)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(2e-3, gt=0)  # peak AdamW learning rate, after a linear warm-up
+    warmup_steps: int = Field(100, ge=0)
+    min_lr_ratio: float = Field(0.1, ge=0, le=1)  # cosine decay to lr * min_lr_ratio at the last step
+    weight_decay: float = Field(0.0, ge=0)
+    ema_decay: float = Field(0.995, ge=0, lt=1)  # EMA of weights, used for sampling
+    grad_clip: float = Field(1.0, ge=0)  # gradient-norm cap (0 = none)
     seed: int = 0
-    log_every: int = 25  # steps between callback/metric reports
-    checkpoint_every: int = 250  # steps between checkpoints (always one at the end)
+    log_every: int = Field(25, ge=1)  # steps between callback/metric reports
+    checkpoint_every: int = Field(250, ge=1)  # steps between checkpoints (always one at the end)
     device: str = "auto"  # "auto": CUDA when present, else CPU
-
-    def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "log_every", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise InputError(f"{name} = {getattr(self, name)} is outside the allowed range [1, ∞)")
-        if not 0 <= self.ema_decay < 1:
-            raise InputError(f"ema_decay = {self.ema_decay} is outside the allowed range [0, 1)")
-        if self.lr <= 0:
-            raise InputError(f"lr = {self.lr} is outside the allowed range (0, ∞)")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -143,7 +136,7 @@ def train(
     gen = torch.Generator(device="cpu").manual_seed(config.seed)
     if ckpt_path is not None and resume and ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path)
-        if ckpt.get("train_config") == asdict(config) and ckpt.get("call_step", 0) < config.steps:
+        if ckpt.get("train_config") == config.to_dict() and ckpt.get("call_step", 0) < config.steps:
             model.load_state_dict(ckpt["model"])
             ema.load_state_dict(ckpt["ema"])
             opt.load_state_dict(ckpt["optimizer"])
@@ -151,7 +144,7 @@ def train(
             start, base_step = int(ckpt["call_step"]), int(ckpt["step"]) - int(ckpt["call_step"])
             losses = [tuple(x) for x in ckpt.get("losses", [])]
             log.info("resuming training from %s at step %d/%d", ckpt_path, start, config.steps)
-        elif ckpt.get("train_config") == asdict(config):
+        elif ckpt.get("train_config") == config.to_dict():
             log.info("%s already holds a finished run of this config; nothing to train", ckpt_path)
             ema.load_state_dict(ckpt["ema"])
             return ema, TrainResult(int(ckpt["step"]), [tuple(x) for x in ckpt["losses"]], ckpt_path, 0.0)
@@ -164,7 +157,7 @@ def train(
                 "format": CHECKPOINT_FORMAT,
                 "model_args": model_args,
                 "extra": extra or {},
-                "train_config": asdict(config),
+                "train_config": config.to_dict(),
                 "step": base_step + call_step,
                 "call_step": call_step,
                 "model": model.state_dict(),

@@ -144,7 +144,7 @@ def closed_loop(
         from datetime import datetime, timezone
 
         stamp = datetime.now(timezone.utc).strftime("run-%Y%m%dT%H%M%SZ")
-        config = config.model_copy(update={"workdir": config.workdir / stamp})
+        config = config.replace(workdir=config.workdir / stamp)
     tracker = open_tracker(config, enabled=tracking, experiment=experiment, tags=_prefect_tags())
     status = "FAILED"
     try:

@@ -46,8 +46,9 @@ ONLY_FROM: dict[str, tuple[str, ...]] = {
 }
 
 
-# modules every layer may import: the one error base (genmat/errors.py imports nothing of genmat)
-EVERYWHERE = ("genmat.errors",)
+# modules every layer may import: the one error base and the one configuration base (genmat/errors.py imports
+# nothing of genmat; genmat/config.py only genmat.errors)
+EVERYWHERE = ("genmat.errors", "genmat.config")
 
 
 def _under(name: str, prefix: str) -> bool:

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from genmat.conditions import ConditionError, ConditionSchema, Field
+from genmat.errors import InputError
 from genmat.recipes import IntervalQueryLoss, RecipeConfig, RecipeGenerator
 from genmat.tasks import TargetSet, Tolerance
 from genmat.train import TrainConfig
@@ -77,7 +78,7 @@ def test_unknown_fields_and_bad_configs_are_refused():
     gen = RecipeGenerator.for_table(SCHEMA, _table(20), ["f"])
     with pytest.raises(ConditionError, match="g is not a field this recipe model knows"):
         gen.encode(TargetSet.parse_many([["g>=1"]], {"g": Tolerance()}))
-    with pytest.raises(ConditionError, match="p_absent"):
+    with pytest.raises(InputError, match="p_absent = 1.0 is outside the allowed range < 1"):
         RecipeConfig(p_absent=1.0)
     with pytest.raises(ConditionError, match="are not columns"):
         RecipeGenerator.for_table(SCHEMA, _table(20), ["nope"])

@@ -19,17 +19,17 @@ from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from genmat import plots
 from genmat.atomic import atomic_write
+from genmat.config import Config
 from genmat.errors import InputError
 from genmat.generate import GeneratorConfig, SamplerConfig
 from genmat.loop.state import LoopState
@@ -68,10 +68,9 @@ def default_generator() -> GeneratorConfig:
     return GeneratorConfig(unet=UNetConfig(base_channels=16, channel_mults=(1, 2, 4)))
 
 
-class LoopConfig(BaseModel):
+class LoopConfig(Config):
     """Everything a closed-loop run needs; the defaults are the CPU demo."""
 
-    model_config = ConfigDict(extra="forbid")
     modality: str = DEFAULT_MODALITY
     modality_options: dict[str, Any] = Field(default_factory=dict)
     workdir: Path = Path("runs") / DEFAULT_MODALITY
@@ -238,7 +237,7 @@ class ClosedLoop:
             train = self._step(f"iter{k}/train", "train", TrainParams(
                 **self._common(), checkpoint=ckpt,
                 warm_start=c.iteration_dir(k - 1) / "model.ckpt" if k else None,
-                generator=c.generator, train=replace(c.train, steps=steps, seed=c.seed + k)))
+                generator=c.generator, train=c.train.replace(steps=steps, seed=c.seed + k)))
             design = self._step(f"iter{k}/design", "design", DesignParams(
                 **self._common(), checkpoint=ckpt, targets_file=self.targets_path, out_dir=it_dir / "design",
                 n_candidates=c.n_candidates, n_simulate=c.n_simulate, sampler=c.sampler, seed=c.seed + 7919 * k,

@@ -15,7 +15,7 @@ the metrics count simulator calls and candidates per hit.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -73,7 +73,7 @@ def design(
     fields = [c for c in targets.columns if targets[c].notna().any()]
     physics_loss, counter = None, {"evaluations": 0}
     if physics_guidance > 0:
-        sampler = replace(sampler or generator.config.sampler, physics_scale=float(physics_guidance))
+        sampler = sampler or generator.config.sampler.replace(physics_scale=float(physics_guidance))
         physics_loss = physics_misfit(modality, targets, n_candidates, counter)
     samples = generator.sample_conditions(
         targets, n_per_condition=n_candidates, sampler=sampler, seed=seed, progress=progress, regressor=regressor,

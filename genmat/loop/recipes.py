@@ -21,13 +21,16 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from genmat.conditions import ConditionError
+from genmat.config import Config
 from genmat.loop.screening import GPSurrogate
 from genmat.recipes import RecipeConfig, RecipeGenerator
 from genmat.tasks import TargetSet
@@ -77,28 +80,19 @@ def from_unit_cube(modality, x: np.ndarray) -> pd.DataFrame:
                          for j, f in enumerate(fields)})
 
 
-@dataclass(frozen=True)
-class RecipeSearchConfig:
-    initial: int = 256  # prior draws simulated before the first model (skipped when a table is given)
-    proposals: int = 64  # recipes the generator proposes per open target and round
-    rounds: int = 6  # design rounds; each simulates one recipe per open target
-    train_steps: int = 3000
-    finetune_steps: int = 300  # per round, warm-started on the grown table (0: never)
-    batch_size: int = 256
-    lr: float = 2e-3
-    proposer: str = "generator"  # "generator" | "prior" (ablation: the screen alone on uniform draws)
+class RecipeSearchConfig(Config):
+    initial: int = Field(256, ge=0)  # prior draws simulated before the first model (skipped when a table is given)
+    proposals: int = Field(64, ge=1)  # recipes the generator proposes per open target and round
+    rounds: int = Field(6, ge=1)  # design rounds; each simulates one recipe per open target
+    train_steps: int = Field(3000, ge=0)
+    finetune_steps: int = Field(300, ge=0)  # per round, warm-started on the grown table (0: never)
+    batch_size: int = Field(256, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    proposer: Literal["generator", "prior"] = "generator"  # "prior": the screen alone on uniform draws (ablation)
     screen: bool = True  # False: simulate the generator's first proposal (ablation)
-    refine: int = 8  # screened jitters around each target's 8 best proposals (0: proposals only)
+    refine: int = Field(8, ge=0)  # screened jitters around each target's 8 best proposals (0: proposals only)
     lookup: bool = True  # a target that a row already simulated meets is hit at no new call
-    recipe: RecipeConfig = field(default_factory=RecipeConfig)
-
-    def __post_init__(self) -> None:
-        for name in ("initial", "proposals", "rounds", "train_steps", "finetune_steps", "batch_size", "refine"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < (1 if name in ("proposals", "rounds", "batch_size") else 0):
-                raise ConditionError(name, value, "an integer ≥ 1" if name in ("proposals", "rounds", "batch_size") else "an integer ≥ 0")
-        if self.proposer not in ("generator", "prior"):
-            raise ConditionError("proposer", self.proposer, "generator or prior", "is not one of")
+    recipe: RecipeConfig = Field(default_factory=RecipeConfig)
 
 
 @dataclass
@@ -206,7 +200,7 @@ def search_recipes(modality, targets: TargetSet, config: RecipeSearchConfig = Re
         if r == config.rounds or hit.all():
             break
         if generator is not None and config.finetune_steps:
-            generator.fit(table, replace(train_cfg, steps=config.finetune_steps, warmup_steps=1,
+            generator.fit(table, train_cfg.replace(steps=config.finetune_steps, warmup_steps=1,
                                          log_every=config.finetune_steps, checkpoint_every=config.finetune_steps,
                                          seed=seed + r))
     recipes = pd.DataFrame({"target_id": np.arange(n), "target": [targets.describe(i) for i in range(n)], "hit": hit})

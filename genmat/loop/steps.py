@@ -18,9 +18,10 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from genmat.atomic import atomic_write
+from genmat.config import Config
 from genmat.data import DatasetStore, SampleDataset
 from genmat.errors import InputError
 from genmat.generate import Generator, GeneratorConfig, SamplerConfig
@@ -33,8 +34,8 @@ from genmat.train import TrainConfig
 log = logging.getLogger(__name__)
 
 
-class StepParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+class StepParams(Config):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
     modality: str = DEFAULT_MODALITY
     modality_options: dict[str, Any] = Field(default_factory=dict)
     dataset: Path = Path("runs") / DEFAULT_MODALITY / "dataset"

@@ -11,7 +11,6 @@ classifier-free guidance), then z / latent_scale decoded with the condition.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -47,7 +46,7 @@ class LatentDiffusionMethod(Method):
     def build(self) -> LatentDiffusion:
         c = self.config
         vae = ConditionalVAE(c.unet, c.vae.latent_channels)
-        latent_unet = replace(c.unet, in_channels=c.vae.latent_channels, channel_mults=c.latent.channel_mults)
+        latent_unet = c.unet.replace(in_channels=c.vae.latent_channels, channel_mults=c.latent.channel_mults)
         return LatentDiffusion(vae, Denoiser(UNet(latent_unet), NoisePath(c.path), c.prediction, sigma_data=1.0))
 
     def fit(self, model: LatentDiffusion, data, config, *, checkpoint_path=None, warm_start=None, penalty=None,
@@ -57,7 +56,7 @@ class LatentDiffusionMethod(Method):
         stage1 = Path(checkpoint_path).with_suffix(".stage1.ckpt") if checkpoint_path else None
         model.requires_grad_(True)
         elbo = ELBOLoss(c.vae, cond_dropout=c.cond_dropout, cond_masks=c.cond_masks)
-        ema, first = train(model, lambda m, b, g: elbo(m.vae, b, g), list(data[:3]), replace(config, steps=n_vae),
+        ema, first = train(model, lambda m, b, g: elbo(m.vae, b, g), list(data[:3]), config.replace(steps=n_vae),
                            checkpoint_path=stage1, warm_start=warm_start, **kw)
         model.load_state_dict(ema.state_dict())  # stage 2 starts from the averaged autoencoder
         x, values, mask = (d.to(model.latent_scale.device) for d in data[:3])
@@ -68,7 +67,7 @@ class LatentDiffusionMethod(Method):
         denoise = DenoisingLoss(cond_dropout=c.cond_dropout, t_sampling=c.t_sampling, cond_masks=c.cond_masks)
         model.requires_grad_(True)
         ema, second = train(model, lambda m, b, g: denoise(m.denoiser, b, g), [latents, values, mask],
-                            replace(config, steps=max(1, config.steps - n_vae)), checkpoint_path=checkpoint_path,
+                            config.replace(steps=max(1, config.steps - n_vae)), checkpoint_path=checkpoint_path,
                             **kw)
         losses = first.losses + [(first.step + s, v) for s, v in second.losses]
         return ema, TrainResult(first.step + second.step, losses, second.checkpoint, first.seconds + second.seconds)

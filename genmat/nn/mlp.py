@@ -6,24 +6,21 @@ wrapper, the losses and the samplers of :mod:`genmat.diffusion` take it unchange
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from pydantic import Field
 
 import torch
 from torch import nn
 
+from genmat.config import Config
 from genmat.nn.embeddings import ConditionEmbedding, TimeEmbedding
 
 
-@dataclass(frozen=True)
-class MLPConfig:
-    dim: int = 3  # sample size D (a recipe's fields)
-    n_condition_fields: int = 2
-    width: int = 256
-    depth: int = 4  # residual blocks
-    embed_dim: int = 128
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+class MLPConfig(Config):
+    dim: int = Field(3, ge=1)  # sample size D (a recipe's fields)
+    n_condition_fields: int = Field(2, ge=0)
+    width: int = Field(256, ge=1)
+    depth: int = Field(4, ge=1)  # residual blocks
+    embed_dim: int = Field(128, ge=1)
 
 
 class _Block(nn.Module):

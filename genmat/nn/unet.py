@@ -10,44 +10,48 @@ from __future__ import annotations
 
 import math
 
-from dataclasses import asdict, dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from typing import Annotated
+
+from pydantic import Field, model_validator
+
+from genmat.config import Config
 from genmat.errors import InputError
 from genmat.nn.embeddings import ConditionEmbedding, TimeEmbedding
 
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d}
 
 
-@dataclass(frozen=True)
-class UNetConfig:
+class UNetConfig(Config):
     spatial_dims: int = 2  # 1 for spectra, 2 for micrographs
-    in_channels: int = 1
-    base_channels: int = 32
-    channel_mults: tuple[int, ...] = (1, 2, 2)  # one level per entry; each level halves the size
-    blocks_per_level: int = 1
-    n_condition_fields: int = 0  # F; 0 for an unconditional net
-    embed_dim: int = 128
+    in_channels: int = Field(1, ge=1)
+    base_channels: int = Field(32, ge=1)
+    # one level per entry; each level halves the size
+    channel_mults: tuple[Annotated[int, Field(ge=1)], ...] = Field((1, 2, 2), min_length=1)
+    blocks_per_level: int = Field(1, ge=1)
+    n_condition_fields: int = Field(0, ge=0)  # F; 0 for an unconditional net
+    embed_dim: int = Field(128, ge=1)
     padding_mode: str = "circular"  # "circular" for periodic micrographs, "zeros" for spectra
-    dropout: float = 0.0
-    groups: int = 8
+    dropout: float = Field(0.0, ge=0, lt=1)
+    groups: int = Field(8, ge=1)
     # Fixed sin/cos features of the absolute position (octaves 1, 2, 4, … per axis) fed to the
     # stem: spectra need to know *where* on the axis they are (a peak's position is physics);
     # periodic micrographs do not (0 keeps the net translation-equivariant).
-    position_features: int = 0
+    position_features: int = Field(0, ge=0)
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _check(self):
         if self.spatial_dims not in _CONV:
-            raise InputError(f"spatial_dims = {self.spatial_dims} is not supported; allowed: 1 or 2")
+            raise InputError(f"spatial_dims = {self.spatial_dims} is not supported; allowed: 1 or 2",
+                             field="spatial_dims", value=self.spatial_dims, allowed="1 or 2")
         if self.padding_mode not in ("circular", "zeros", "reflect", "replicate"):
-            raise InputError(f"padding_mode = {self.padding_mode!r}; allowed: circular, zeros, reflect, replicate")
-        object.__setattr__(self, "channel_mults", tuple(int(m) for m in self.channel_mults))
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+            raise InputError(f"padding_mode = {self.padding_mode!r}; allowed: circular, zeros, reflect, replicate",
+                             field="padding_mode", value=self.padding_mode,
+                             allowed="circular, zeros, reflect, replicate")
+        return self
 
     @property
     def size_multiple(self) -> int:

@@ -17,29 +17,20 @@ serves any subset of conditions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
+from pydantic import Field
 
-from genmat.errors import InputError
+from genmat.config import Config
 from genmat.nn.embeddings import drop_fields
 
 
-@dataclass(frozen=True)
-class VAESettings:
-    latent_channels: int = 4
-    beta: float = 1.0
-    kl_warmup_steps: int = 200
-    free_bits: float = 0.0  # nats per latent dimension
-    recon_sigma: float = 0.1  # σ_x of the Gaussian decoder, in sample units
-    active_threshold: float = 0.01  # Var_x(E[z_j | x]) above this: an active unit
-
-    def __post_init__(self) -> None:
-        for name in ("beta", "free_bits"):
-            if getattr(self, name) < 0:
-                raise InputError(f"vae.{name} = {getattr(self, name)} is outside the allowed range [0, ∞)")
-        if self.recon_sigma <= 0 or self.latent_channels < 1 or self.kl_warmup_steps < 0:
-            raise InputError("vae: recon_sigma must be > 0, latent_channels ≥ 1, kl_warmup_steps ≥ 0")
+class VAESettings(Config):
+    latent_channels: int = Field(4, ge=1)
+    beta: float = Field(1.0, ge=0)
+    kl_warmup_steps: int = Field(200, ge=0)
+    free_bits: float = Field(0.0, ge=0)  # nats per latent dimension
+    recon_sigma: float = Field(0.1, gt=0)  # σ_x of the Gaussian decoder, in sample units
+    active_threshold: float = Field(0.01, ge=0)  # Var_x(E[z_j | x]) above this: an active unit
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

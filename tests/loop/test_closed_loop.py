@@ -136,11 +136,10 @@ def test_a_vae_generator_runs_through_the_loop_and_reports_its_posterior(tmp_pat
 
 
 def test_physics_penalised_training_and_physics_guidance_run_through_the_loop(tmp_path):
-    from dataclasses import replace
 
     base = tiny_loop_config(tmp_path / "unused")
     cfg = tiny_loop_config(tmp_path / "physics", max_iterations=1, physics_guidance=3.0,
-                           generator=replace(base.generator, penalties={"fraction": 1.0, "s2": 10.0}))
+                           generator=base.generator.replace(penalties={"fraction": 1.0, "s2": 10.0}))
     state = ClosedLoop(cfg).run()
     row = state.history[0]
     # one physics evaluation per sample per guided network call: Euler's 2 steps at t = 1 and 0.5,
@@ -148,8 +147,7 @@ def test_physics_penalised_training_and_physics_guidance_run_through_the_loop(tm
     assert row["physics_evaluations"] == cfg.n_targets * cfg.n_candidates * (2 + 1)
     assert state.steps["iter0/train"]["step"] == cfg.first_train_steps
     with pytest.raises(ValueError, match="offers double_well, fraction, s2"):
-        ClosedLoop(tiny_loop_config(tmp_path / "bad", max_iterations=1, generator=replace(
-            base.generator, penalties={"nope": 1.0}))).run()
+        ClosedLoop(tiny_loop_config(tmp_path / "bad", max_iterations=1, generator=base.generator.replace(penalties={"nope": 1.0}))).run()
 
 
 def test_a_design_task_runs_through_the_loop_with_its_targets_and_tolerances(tmp_path):

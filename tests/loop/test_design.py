@@ -140,10 +140,10 @@ def test_design_step_is_done_only_for_the_same_parameters_model_and_targets(tmp_
     first = design_step(p, progress=False)
     assert first["candidates"] == 2
     stamp = os.stat(tmp_path / "d" / "metrics.json").st_mtime_ns
-    spelled = p.model_copy(update={"checkpoint": tmp_path / "m.ckpt", "targets_file": tmp_path / "targets.parquet",
-                                   "out_dir": tmp_path / "d"})
+    spelled = p.replace(checkpoint=tmp_path / "m.ckpt", targets_file=tmp_path / "targets.parquet",
+                        out_dir=tmp_path / "d")
     assert design_step(spelled, progress=False) == first  # the same work, spelled from elsewhere: read back
     assert os.stat(tmp_path / "d" / "metrics.json").st_mtime_ns == stamp
-    assert design_step(p.model_copy(update={"n_candidates": 3}), progress=False)["candidates"] == 3  # redone
+    assert design_step(p.replace(n_candidates=3), progress=False)["candidates"] == 3  # redone
     pd.DataFrame({"E_GPa": [150.0, 200.0], "density_g_cm3": [2.95, 3.0]}).to_parquet(tmp_path / "targets.parquet")
-    assert design_step(p.model_copy(update={"n_candidates": 3}), progress=False)["targets"] == 2  # new targets: redone
+    assert design_step(p.replace(n_candidates=3), progress=False)["targets"] == 2  # new targets: redone

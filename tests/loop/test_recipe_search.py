@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -12,6 +11,7 @@ import torch
 
 from genmat import baselines
 from genmat.conditions import ConditionError, ConditionSchema, Field
+from genmat.errors import InputError
 from genmat.loop.recipes import CountingOracle, RecipeSearchConfig, search_recipes, verify_recipes
 from genmat.loop.screening import GPSurrogate
 from genmat.recipes import RecipeConfig
@@ -95,15 +95,15 @@ def test_recipe_search_hits_point_and_interval_targets_and_counts_its_calls():
     held = verify_recipes(toy, targets, res.recipes, seeds=3, oracle=CountingOracle(toy, seed=9))
     assert np.nanmean(held) > 0.6
     # amortised: a trained generator and its table design new targets with no initial draws
-    again = search_recipes(toy, TargetSet.parse_many([["p=0.8", "q=0.0"]], TOL), replace(cfg, rounds=8),
+    again = search_recipes(toy, TargetSet.parse_many([["p=0.8", "q=0.0"]], TOL), cfg.replace(rounds=8),
                            table=res.table, generator=res.generator, seed=1)
     assert "initial" not in again.oracle_calls and again.recipes["hit"].all()
 
 
 def test_search_config_is_checked_up_front():
-    with pytest.raises(ConditionError, match="proposer"):
+    with pytest.raises(InputError, match="proposer = 'grid': input should be 'generator' or 'prior'"):
         RecipeSearchConfig(proposer="grid")
-    with pytest.raises(ConditionError, match="rounds"):
+    with pytest.raises(InputError, match="rounds = 0 is outside the allowed range ≥ 1"):
         RecipeSearchConfig(rounds=0)
 
 
