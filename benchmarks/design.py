@@ -141,8 +141,8 @@ def run_task(name: str, s: Settings, seed: int, workdir: Path | None = None) -> 
     curves = {"genmat": gm.history}
 
     if s.ablations:
-        for label, cfg in (("ablation: GP screen on prior draws (no generator)", replace(s.search, proposer="prior")),
-                           ("ablation: generator without the screen", replace(s.search, screen=False))):
+        for label, cfg in (("ablation: GP screen on prior draws (no generator)", s.search.replace(proposer="prior")),
+                           ("ablation: generator without the screen", s.search.replace(screen=False))):
             t0 = time.perf_counter()
             ab = search_recipes(mod, targets, cfg, oracle=CountingOracle(mod, seed=seed), seed=seed)
             rows.append(_row(label, int(ab.recipes["hit"].sum()), n, ab.history[-1][0], time.perf_counter() - t0,
@@ -311,7 +311,7 @@ def amortised(gm, dev_task: str, s: Settings, bo, seed: int) -> dict:
     bo_hits = int(bo.recipes["hit"].sum())
     bo_per_hit = bo.oracle_calls / bo_hits if bo_hits else float("inf")
     all_targets = task.targets(mod, max(s.amortised_sizes))
-    cfg = replace(s.search, rounds=s.amortised_rounds)
+    cfg = s.search.replace(rounds=s.amortised_rounds)
     lib = baselines.random_library(mod, all_targets, dev_calls + 4 * max(s.amortised_sizes), seed=seed + 31)
     rows = []
     for size in s.amortised_sizes:
@@ -482,7 +482,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
             results.append(res)
             if name == s.amortised_from and not args.no_amortised and am is None:
                 am = amortised(gm, name, s, bo, seed)
-    payload = {"machine": info, "settings": asdict(s), "tasks": results, "amortised": am}
+    payload = {"machine": info, "settings": {**asdict(s), "search": s.search.to_dict()}, "tasks": results, "amortised": am}
     write_json(payload, args.out, "design.json")
     if args.store:
         write_json(payload, Path(baselines.STORED_BENCHMARK).parent, Path(baselines.STORED_BENCHMARK).name)
