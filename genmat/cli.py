@@ -68,7 +68,8 @@ def _parse_fields(pairs: List[str]) -> dict[str, float]:
 # the CLI starts without loading every simulator
 DEFAULT_MODALITY = "spinodal"
 MODALITY_HELP = ("modality: spinodal (two-phase micrographs), grains (grain maps from cooling rate), xrd or "
-                 "raman (spectra), or an installed plug-in (genmat modalities lists them)")
+                 "raman (spectra), imported (a dataset from `genmat import`), or an installed plug-in (genmat "
+                 "modalities lists them)")
 
 
 def _unreachable(url: str, timeout: float = 3.0) -> str | None:
@@ -104,6 +105,19 @@ def _check_services(*, tracking: bool, prefect: bool) -> None:
 
 def _dataset_path(dataset: Optional[Path], modality: str) -> Path:
     return dataset if dataset is not None else Path("runs") / modality / "dataset"
+
+
+def _modality_for(modality: Optional[str], dataset: Optional[Path]) -> tuple[str, dict]:
+    """The modality (name, options) of a command: ``--modality`` if given, else the one the
+    ``--dataset`` was made with (its manifest), else the default. An imported dataset brings
+    its own options (the dataset's path)."""
+    from genmat.modalities import modality_of_dataset
+
+    if dataset is not None and (Path(dataset) / "manifest.json").exists():
+        name, options = modality_of_dataset(dataset)
+        if modality is None or modality == name:
+            return name, options
+    return modality or DEFAULT_MODALITY, {}
 
 
 def _existing_inputs(checkpoint: Path, dataset: Optional[Path], modality: str) -> Path:
@@ -168,7 +182,7 @@ def train(
     warm_start: Optional[Path] = typer.Option(None, help="start from this checkpoint's weights"),
     seed: int = typer.Option(0),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
-    modality: str = typer.Option(DEFAULT_MODALITY, help=MODALITY_HELP),
+    modality: Optional[str] = typer.Option(None, help=MODALITY_HELP + "; default: the --dataset's, else spinodal"),
     method: str = typer.Option("diffusion", help="generator family: diffusion (rectified flow / VP, U-Net), vae, "
                                "latent_diffusion, normalizing_flow or gan (docs/methods.md)"),
     path: str = typer.Option("rectified_flow", help="diffusion noise path: rectified_flow, vp_linear or vp_cosine"),
@@ -185,27 +199,28 @@ def train(
     _setup(verbose)
 
     from genmat.generate import SamplerConfig
-    from genmat.loop import LoopConfig
+    from genmat.loop.closed_loop import modality_generator
     from genmat.loop.steps import TrainParams, train_step
+    from genmat.modalities import get_modality
     from genmat.train import TrainConfig
 
-    generator = LoopConfig(modality=modality).generator.replace(method=method, path=path,  # the modality's network
-                        prediction=prediction, sampler=SamplerConfig(steps=sampler_steps, method=sampler),
-                        penalties=_weights(penalty, "--penalty"))
+    modality, options = _modality_for(modality, dataset)
+    generator = modality_generator(get_modality(modality, **options)).replace(  # the modality's network
+        method=method, path=path, prediction=prediction, sampler=SamplerConfig(steps=sampler_steps, method=sampler),
+        penalties=_weights(penalty, "--penalty"))
     cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device)
     dataset = _dataset_path(dataset, modality)
     checkpoint = checkpoint or Path("runs") / modality / "model.ckpt"
     if not dataset.exists():
         raise UsageError(f"--dataset {dataset} does not exist; run `genmat simulate --dataset {dataset}` first")
-    out = train_step(TrainParams(modality=modality, dataset=dataset, checkpoint=checkpoint, warm_start=warm_start,
-                                 generator=generator, train=cfg))
+    out = train_step(TrainParams(modality=modality, modality_options=options, dataset=dataset, checkpoint=checkpoint,
+                                 warm_start=warm_start, generator=generator, train=cfg))
     typer.echo(f"trained to step {out['step']} (loss {out['final_loss']:.4f}) on {out['n_train']} samples: {checkpoint}")
     if regressor_out is not None:
         from genmat.data import DatasetStore, SampleDataset
-        from genmat.modalities import get_modality
         from genmat.regressor import PropertyRegressor
 
-        mod = get_modality(modality)
+        mod = get_modality(modality, **options)
         data = SampleDataset(DatasetStore.open(dataset), mod.schema).as_tensors()
         reg = PropertyRegressor(mod.schema, mod.sample_shape, generator.unet, generator.path)
         res = reg.fit(data, cfg, checkpoint_path=regressor_out)
@@ -214,6 +229,32 @@ def train(
         typer.echo(f"VAE posterior: {int(out['vae_active_units'])} active latent dimensions "
                    f"({out['vae_active_fraction']:.0%}), KL {out['vae_kl_total_nats']:.1f} nats"
                    + (" — COLLAPSED (lower beta, longer warm-up or free bits)" if out["vae_collapsed"] else ""))
+
+
+@app.command("import")
+def import_(
+    folder: Path = typer.Argument(..., help="folder of micrographs (TIFF/PNG/JPEG/BMP) or spectra (two-column text)"),
+    conditions: Path = typer.Option(..., help="CSV (or Parquet) with one row per file: a file column, then one "
+                                    "numeric column per condition (empty cell = unknown)"),
+    dataset: Path = typer.Option(..., help="the dataset folder to create (must not exist or be empty)"),
+    kind: str = typer.Option("grey", help="grey (grey levels: 2 I/I_max − 1), phase (two-phase maps: Otsu "
+                             "threshold → ±1) or spectrum (x = 2 √(y/y_max) − 1 on one common axis)"),
+    file_column: str = typer.Option("file", help="the conditions column that names each row's file"),
+    processing: list[str] = typer.Option([], "--processing", help="a column that is processing, not a property "
+                                         "(repeatable); the others are properties a design may target"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+):
+    """Import the lab's own micrographs or spectra with their conditions into a dataset, to
+    train and design on (docs/lab_data.md). Everything is checked before anything is written."""
+    _setup(verbose)
+    from genmat.modalities import import_folder
+
+    store = import_folder(folder, conditions, dataset, kind=kind, file_column=file_column, processing=processing)
+    fields = ", ".join(f"{f.name} [{f.low:g}, {f.high:g}] ({f.kind})" for f in store.schema.fields)
+    typer.echo(f"imported {len(store)} samples of shape {tuple(store.sample_shape)} into {dataset}\n"
+               f"    conditions: {fields}\n"
+               f"next: genmat train --dataset {dataset} --checkpoint {dataset.parent / 'model.ckpt'}; then genmat "
+               f"design --checkpoint {dataset.parent / 'model.ckpt'} --dataset {dataset} -t FIELD=VALUE")
 
 
 @app.command()
@@ -289,7 +330,7 @@ def design(
     physics_guidance: float = typer.Option(0.0, min=0.0, help="physics-guidance scale: steer every sampling step "
                                            "through the differentiable homogeniser toward the targets (0 = off; "
                                            "30 measured best, docs/physics_guidance.md)"),
-    modality: str = typer.Option(DEFAULT_MODALITY, help=MODALITY_HELP),
+    modality: Optional[str] = typer.Option(None, help=MODALITY_HELP + "; default: the --dataset's, else spinodal"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ):
     """Generate candidates for targets, validate them and pick a design per target."""
@@ -308,28 +349,32 @@ def design(
     for path, what in ((regressor, "--regressor"), (ood_flow, "--ood-flow")):
         if path is not None and not path.exists():
             raise UsageError(f"{what} {path} does not exist")
+    modality, options = _modality_for(modality, dataset)
     result = genmat.design(frame, checkpoint=checkpoint, n=n, n_simulate=n_simulate, dataset=dataset, seed=seed,
-                           steps=steps, guidance=guidance, sampler=sampler, modality=modality, regressor=regressor,
+                           steps=steps, guidance=guidance, sampler=sampler, modality=modality,
+                           modality_options=options, regressor=regressor,
                            classifier_scale=classifier_scale, classifier_tau=classifier_tau, ood_flow=ood_flow,
                            physics_guidance=physics_guidance)
     out.mkdir(parents=True, exist_ok=True)
     save_design(result, out)
     from genmat.modalities import get_modality
 
-    mod = get_modality(modality)
+    mod = get_modality(modality, **options)
     plots.save(plots.target_scatter(result.designs, mod.tolerance_bands), out / "target_vs_simulated.png")
     fields = [f for f in mod.checked_fields if f"target_{f}" in result.designs]
     recipe = [f"recipe_{f}" for f in mod.schema.subset("processing")]
     cols = ["target_id", "candidate", *(c for f in fields for c in (f"target_{f}", f"sim_{f}")), "hit", "reason",
             *recipe]
     typer.echo(result.designs[[c for c in cols if c in result.designs]].to_string(index=False))
-    if all(c in result.designs for c in recipe):
+    if recipe and all(c in result.designs for c in recipe):
         typer.echo("recipe_*: the processing that should make each design (the recipe head, from --dataset); not yet "
                    "simulated — `genmat simulate --processing` checks it")
     guided = (f"; {int(result.metrics['physics_evaluations'])} physics-model evaluations (guidance and screen)"
               if result.metrics.get("physics_evaluations") else "")
+    checked_by = getattr(mod, "checked_by", "simulator")
+    calls = "simulator calls" if checked_by == "simulator" else f"{checked_by} checks (no oracle)"
     typer.echo(f"hit rate {result.metrics['hit_rate']:.0%} of targets, {result.metrics['candidate_hit_rate']:.0%} of "
-               f"candidates; {int(result.metrics['simulator_calls'])} simulator calls{guided}; "
+               f"candidates; {int(result.metrics['simulator_calls'])} {calls}{guided}; "
                f"report: {out / 'report.parquet'}")
 
 

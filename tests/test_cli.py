@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-COMMANDS = ["simulate", "train", "reflow", "distill", "design", "recipes", "tasks", "validate", "loop", "serve"]
+COMMANDS = ["simulate", "import", "train", "reflow", "distill", "design", "recipes", "tasks", "validate", "loop", "serve"]
 
 
 def genmat(*args, cwd=None):

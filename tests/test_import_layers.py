@@ -216,7 +216,8 @@ def _modality_words() -> set[str]:
 
     words = set(BUILTIN)
     for name in BUILTIN:
-        words.update(f.name for f in get_modality(name).schema.fields)
+        if name != "imported":  # its fields are whatever a lab imports
+            words.update(f.name for f in get_modality(name).schema.fields)
     return words
 
 

@@ -68,6 +68,13 @@ def default_generator() -> GeneratorConfig:
     return GeneratorConfig(unet=UNetConfig(base_channels=16, channel_mults=(1, 2, 4)))
 
 
+def modality_generator(modality) -> GeneratorConfig:
+    """The generator a modality trains by default: its ``loop_defaults``' generator (what a
+    LoopConfig of that modality gets), else the demo's."""
+    settings = dict(modality.loop_defaults).get("generator")
+    return default_generator() if settings is None else GeneratorConfig.model_validate(settings)
+
+
 class LoopConfig(Config):
     """Everything a closed-loop run needs; the defaults are the CPU demo."""
 
@@ -117,7 +124,13 @@ class LoopConfig(Config):
 
     @model_validator(mode="after")
     def _guidance_needs_physics(self) -> "LoopConfig":
-        if self.physics_guidance > 0 and get_modality(self.modality, **self.modality_options).physics_model() is None:
+        modality = get_modality(self.modality, **self.modality_options)
+        if getattr(modality, "checked_by", "simulator") != "simulator":
+            raise InputError(f"modality {self.modality!r} has no oracle (its candidates are checked by a "
+                             f"{modality.checked_by}): the closed loop simulates new data; train and design on "
+                             "its dataset instead (genmat train / genmat design --dataset)", field="modality",
+                             value=self.modality, allowed="a modality with a simulator")
+        if self.physics_guidance > 0 and modality.physics_model() is None:
             raise InputError(f"physics_guidance = {self.physics_guidance:g}: modality {self.modality!r} has no "
                              "differentiable physics model; allowed: 0", field="physics_guidance",
                              value=self.physics_guidance, allowed="0")

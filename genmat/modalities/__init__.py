@@ -23,6 +23,7 @@ from typing import Callable
 from genmat.errors import InputError
 from genmat.modalities.base import REQUIRED, Modality, ModalityBase, missing_members
 from genmat.modalities.grains import GrainModality, GrainModalityConfig
+from genmat.modalities.imported import ImportedModality, import_folder
 from genmat.modalities.spectrum import SpectrumConfig, SpectrumModality, raman, xrd
 from genmat.modalities.spinodal import SpinodalConfig, SpinodalModality
 
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "genmat.modalities"
 DEFAULT_MODALITY = "spinodal"
 BUILTIN: dict[str, Callable[..., Modality]] = {"spinodal": SpinodalModality, "xrd": xrd, "raman": raman,
-                                               "grains": GrainModality}
+                                               "grains": GrainModality, "imported": ImportedModality}
 MODALITIES = BUILTIN  # the built-in ones (plug-ins: modality_names())
 
 
@@ -81,6 +82,19 @@ def get_modality(name: str, **kwargs) -> Modality:
     return modality
 
 
+def modality_of_dataset(path) -> tuple[str, dict]:
+    """The modality (name, options) a dataset was made with, from its manifest: the options
+    in its simulator settings' ``modality_options`` (an option given as ``"."`` is the
+    dataset's own path — how an imported dataset names itself)."""
+    from pathlib import Path
+
+    from genmat.data import DatasetStore
+
+    store = DatasetStore.open(path, verify=False)
+    options = dict(store.simulator.get("modality_options", {}))
+    return store.modality, {k: (str(Path(path)) if v == "." else v) for k, v in options.items()}
+
+
 def design_tasks() -> dict:
     """Every modality's named design tasks (``genmat tasks``; :mod:`genmat.tasks`); a plug-in
     that cannot be loaded is skipped with a warning."""
@@ -105,6 +119,6 @@ def get_task(name: str):
 
 
 __all__ = ["BUILTIN", "DEFAULT_MODALITY", "ENTRY_POINT_GROUP", "GrainModality", "GrainModalityConfig", "MODALITIES",
-           "REQUIRED", "Modality", "ModalityBase",
+           "ImportedModality", "REQUIRED", "Modality", "ModalityBase",
            "SpectrumConfig", "SpectrumModality", "SpinodalConfig", "SpinodalModality", "design_tasks", "get_modality",
-           "get_task", "missing_members", "modality_names"]
+           "get_task", "import_folder", "missing_members", "modality_names", "modality_of_dataset"]

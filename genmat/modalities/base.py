@@ -159,6 +159,7 @@ class ModalityBase:
     and defines the :data:`REQUIRED` members (docs/modalities.md has a complete example)."""
 
     hit_metric = "hit_rate"  # the fraction of targets whose returned design hits
+    checked_by = "simulator"  # what the simulator check runs: the oracle ("simulator") or e.g. a "surrogate"
     relabel_failures = True  # a failed candidate is a real sample of its simulated properties
     loop_defaults: dict = {}  # LoopConfig's defaults suit it
     novelty = NoveltyConfig()
