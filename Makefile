@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export MPLBACKEND := Agg
 export PREFECT_LOGGING_LEVEL ?= WARNING
 
-.PHONY: install demo demo-xrd demo-raman demo-grains test test-shuffled test-fast bench bench-design bench-guidance bench-masks bench-lab ui clean
+.PHONY: install demo demo-xrd demo-raman demo-grains test test-shuffled test-fast bench bench-design bench-guidance bench-masks bench-oracle bench-lab up down ui clean
 
 $(BIN)/genmat: pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -52,8 +52,17 @@ bench-guidance: install  ## physics guidance vs classifier-free guidance alone a
 bench-masks: install  ## any-subset conditioning: one generator asked with each subset of the condition fields (bench_results/masks.*; reuses bench-guidance's trained generator, else trains it, ≈ 8 min on 2 cores)
 	$(BIN)/python -m benchmarks.masks --out bench_results --seeds 0 1 2
 
+bench-oracle: install  ## oracle throughput with 1 and 2 Dask worker processes, and the task runner's overhead per chunk (bench_results/oracle_scaling.*; ≈ 3 min on 2 cores)
+	$(BIN)/python -m benchmarks.oracle_scaling --out bench_results
+
 bench-lab: install  ## the lab's own data: simulated micrographs imported as PNG + CSV, trained on, designed for, checked by the learned surrogate — and then by the real oracle (bench_results/lab_data.*; ≈ 5 min on 2 cores)
 	$(BIN)/python -m benchmarks.lab_data --out bench_results
+
+up: install  ## a local Prefect server and an MLflow tracking server on loopback, stores in runs/services (genmat up)
+	$(BIN)/genmat up
+
+down: install  ## stop them (genmat down)
+	$(BIN)/genmat down
 
 ui: install  ## the MLflow UI on the local SQLite store
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000

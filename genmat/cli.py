@@ -154,6 +154,10 @@ def simulate(
     modality: str = typer.Option(DEFAULT_MODALITY, help=MODALITY_HELP),
     chunk: int = typer.Option(256, min=1, help="samples per commit: an interrupted run keeps every finished chunk "
                               "and, run again, simulates only the rest"),
+    workers: int = typer.Option(1, min=1, help="oracle worker processes: > 1 fans the chunks out on a local Dask "
+                                "cluster (the same samples as one worker, committed in order)"),
+    dask_address: Optional[str] = typer.Option(None, help="an existing Dask scheduler (tcp://HOST:PORT) to fan the "
+                                               "chunks out to instead"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ):
     """Run the physics oracle and append the samples to a dataset (committed in chunks; rerun to resume)."""
@@ -162,7 +166,7 @@ def simulate(
 
     dataset = _dataset_path(dataset, modality)
     out = simulate_step(SimulateParams(modality=modality, dataset=dataset, n=n, seed=seed, processing_file=processing,
-                                       source_run="cli", chunk=chunk))
+                                       source_run="cli", chunk=chunk, workers=workers, dask_address=dask_address))
     typer.echo(f"{out['added']} samples added; {dataset} now holds {out['total']}")
 
 
@@ -573,6 +577,75 @@ def _where_to_look(workdir: Path, tracking: bool, modality: str) -> None:
         typer.echo(f"MLflow:   mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000")
         typer.echo("          then open http://127.0.0.1:5000/#/experiments?workflowType=machine_learning "
                    f"(experiment genmat-{modality}, model genmat-{modality}@champion)")
+
+
+@app.command()
+def deploy(
+    pool: str = typer.Option("genmat-cpu", help="the process work pool the flows go to (created when missing)"),
+    gpu_pool: Optional[str] = typer.Option(None, help="a work pool for train and design (one run at a time per "
+                                           "--gpu-concurrency), e.g. genmat-gpu on the GPU host"),
+    gpu_concurrency: int = typer.Option(1, min=1, help="flow runs the GPU pool runs at once"),
+    cron: Optional[str] = typer.Option(None, help="a cron schedule for the closed loop (each run in a new folder)"),
+    config: Optional[Path] = typer.Option(None, help="JSON file with LoopConfig fields for the closed loop"),
+    workdir: Optional[Path] = typer.Option(None, help="the folder flow runs start in (default: here)"),
+    env: list[str] = typer.Option([], "--env", help="KEY=VALUE set for every flow run (repeatable), e.g. "
+                                  "CUDA_VISIBLE_DEVICES=0 or MLFLOW_TRACKING_URI=http://host:5000"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+):
+    """Register the flows (closed_loop, simulate, train, design) as Prefect deployments on work
+    pools; a host runs `prefect worker start --pool POOL` to run them (docs/running.md)."""
+    _setup(verbose)
+    from pipelines.deploy import deploy as register
+
+    variables = {}
+    for item in env:
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise UsageError(f"--env {item!r} is not KEY=VALUE (e.g. CUDA_VISIBLE_DEVICES=0)")
+        variables[key] = value
+    loop_config = _load_config(config).model_dump(mode="json") if config else None
+    _check_services(tracking=False, prefect=True)
+    names = register(pool, gpu_pool=gpu_pool, gpu_concurrency=gpu_concurrency, cron=cron, loop_config=loop_config,
+                     working_dir=workdir, env=variables)
+    for flow_name, deployment in names.items():
+        typer.echo(f"{deployment}  (pool {gpu_pool if gpu_pool and flow_name in ('train', 'design') else pool})")
+    typer.echo(f"run them with: prefect worker start --pool {pool}" + (f"  (and --pool {gpu_pool} on the GPU host)"
+                                                                        if gpu_pool else ""))
+
+
+@app.command()
+def up(
+    folder: Path = typer.Option(Path("runs/services"), help="where the servers keep their databases, artifacts, logs "
+                                "and services.json"),
+    prefect_port: int = typer.Option(4200, min=1, max=65535, help="the Prefect server's port (loopback)"),
+    mlflow_port: int = typer.Option(5000, min=1, max=65535, help="the MLflow tracking server's port (loopback)"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+):
+    """Start a local Prefect server and an MLflow tracking server (artifacts served over HTTP),
+    detached, with their stores under one folder; `genmat down` stops them (docs/running.md)."""
+    _setup(verbose)
+    from pipelines.services import up as start
+
+    state = start(folder, prefect_port=prefect_port, mlflow_port=mlflow_port)
+    word = "already running" if state.get("already_running") else "started"
+    typer.echo(f"{word}: Prefect {state['prefect']['url']} (API {state['prefect']['api_url']}), MLflow "
+               f"{state['mlflow']['url']}; logs and stores in {state['folder']}\n"
+               f"export PREFECT_API_URL={state['prefect']['api_url']}\n"
+               f"export MLFLOW_TRACKING_URI={state['mlflow']['tracking_uri']}\n"
+               f"stop them with: genmat down --folder {folder}")
+
+
+@app.command()
+def down(
+    folder: Path = typer.Option(Path("runs/services"), help="the folder `genmat up` used"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+):
+    """Stop the servers `genmat up` started."""
+    _setup(verbose)
+    from pipelines.services import down as stop
+
+    stopped = stop(folder)
+    typer.echo(f"stopped: {', '.join(stopped)}" if stopped else f"nothing was running for {folder}")
 
 
 @app.command()

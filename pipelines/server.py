@@ -77,31 +77,34 @@ def _log_tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _is_healthy(base_url: str) -> bool:
+def _is_healthy(base_url: str, health_path: str = "/api/health") -> bool:
     try:
-        with urllib.request.urlopen(f"{base_url}/api/health", timeout=2) as response:
+        with urllib.request.urlopen(f"{base_url}{health_path}", timeout=2) as response:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
 
 
 def _wait_until_healthy(
-    base_url: str, process: subprocess.Popen[bytes], log_path: Path, timeout_s: float
+    base_url: str, process: subprocess.Popen[bytes], log_path: Path, timeout_s: float,
+    health_path: str = "/api/health", what: str = "prefect server", error: type[ServiceError] | None = None,
 ) -> None:
-    """Poll ``/api/health`` until it answers; raise :class:`PrefectServerError` on exit or timeout."""
+    """Poll ``health_path`` until it answers; raise ``error`` (default :class:`PrefectServerError`)
+    naming ``what`` when the process exits first or the time is up."""
+    error = error or PrefectServerError
     deadline = time.monotonic() + timeout_s
     while True:
         code = process.poll()
         if code is not None:
-            raise PrefectServerError(
-                f"prefect server exited with code {code} before answering at {base_url}; "
+            raise error(
+                f"{what} exited with code {code} before answering at {base_url}; "
                 f"log {log_path}:\n{_log_tail(log_path)}"
             )
-        if _is_healthy(base_url):
+        if _is_healthy(base_url, health_path):
             return
         if time.monotonic() > deadline:
-            raise PrefectServerError(
-                f"prefect server did not answer at {base_url}/api/health within {timeout_s:.0f} s; "
+            raise error(
+                f"{what} did not answer at {base_url}{health_path} within {timeout_s:.0f} s; "
                 f"log {log_path}:\n{_log_tail(log_path)}"
             )
         time.sleep(0.25)

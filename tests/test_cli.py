@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-COMMANDS = ["simulate", "import", "train", "reflow", "distill", "design", "recipes", "tasks", "validate", "loop", "serve"]
+COMMANDS = ["simulate", "import", "up", "down", "deploy", "train", "reflow", "distill", "design", "recipes", "tasks", "validate", "loop", "serve"]
 
 
 def genmat(*args, cwd=None):

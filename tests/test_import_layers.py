@@ -40,6 +40,8 @@ ONLY_FROM: dict[str, tuple[str, ...]] = {
     "mlflow": ("genmat.tracking",),  # genmat/tracking.py or genmat/tracking/
     "botorch": ("genmat.loop.screening", "genmat.baselines"),  # the GP screen and the BO baseline
     "gpytorch": ("genmat.loop.screening", "genmat.baselines"),
+    "distributed": ("genmat.loop.steps",),  # the oracle's fan-out (simulate_step)
+    "dask": ("genmat.loop.steps",),
     # genmat never imports pipelines, except genmat/cli.py: the application edge
     # that starts flows (documented exception).
     "pipelines": ("pipelines", "genmat.cli"),

@@ -102,6 +102,10 @@ class LoopConfig(Config):
     sampler: Optional[SamplerConfig] = None
     physics_guidance: float = Field(0.0, ge=0, description="physics-guidance scale of every design step (0 = off; "
                                     "a modality may default otherwise, in its loop_defaults)")
+    oracle_workers: int = Field(1, ge=1, description="Dask worker processes the initial simulation fans out to "
+                                "(chunks of 256; 1 = in this process)")
+    dask_address: Optional[str] = Field(None, description="an existing Dask scheduler for the initial simulation "
+                                        "(tcp://host:port) instead of a local cluster")
     recipe_checks: int = Field(0, ge=0, description="fresh process seeds on which each hit design's recipe (the "
                                "recipe head's) is re-simulated after every design step (0 = off; oracle calls, counted)")
 
@@ -211,7 +215,7 @@ class ClosedLoop:
         c.workdir.mkdir(parents=True, exist_ok=True)
         self._step("initial/simulate", "simulate", SimulateParams(
             **self._common(), n=c.initial_samples, seed=c.seed, iteration=0, batch_key="initial",
-            source_run="loop/initial"))
+            source_run="loop/initial", workers=c.oracle_workers, dask_address=c.dask_address))
         if not self.targets_path.exists():
             if c.targets_file is not None:
                 targets = read_table(c.targets_file)

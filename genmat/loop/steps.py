@@ -9,6 +9,7 @@ lets Prefect retry a step. The Prefect flows in ``pipelines/`` wrap exactly thes
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -24,7 +25,7 @@ from genmat.atomic import atomic_write
 from genmat.config import Config
 from genmat.data import DatasetStore, SampleDataset
 from genmat.data.tables import read_table
-from genmat.errors import InputError
+from genmat.errors import InputError, ServiceError
 from genmat.generate import Generator, GeneratorConfig, SamplerConfig
 from genmat.loop.acquisition import acquire_near
 from genmat.loop.design import DesignResult, design
@@ -53,6 +54,10 @@ class SimulateParams(StepParams):
     source_run: str = "manual"
     processing_file: Optional[Path] = None  # parquet/csv of processing conditions; default: prior draws
     chunk: int = Field(256, ge=1, description="samples per commit: a crash loses at most one chunk of oracle work")
+    workers: int = Field(1, ge=1, description="oracle processes: > 1 fans the chunks out on a local Dask cluster of "
+                         "this many single-threaded workers (1: in this process)")
+    dask_address: Optional[str] = Field(None, description="an existing Dask scheduler (tcp://host:port) to fan the "
+                                        "chunks out to, instead of a local cluster")
 
 
 class TrainParams(StepParams):
@@ -167,6 +172,8 @@ def simulate_step(p: SimulateParams, progress: bool = True) -> dict:
     # a bad processing file is refused before the dataset is created: nothing left behind
     processing = (modality.schema.validate_frame(read_table(p.processing_file)) if p.processing_file is not None
                   else None)
+    if p.dask_address is not None:  # a scheduler that is not there: one line, before the dataset is created
+        _probe_scheduler(p.dask_address)
     store = open_dataset(p, modality)
     if processing is not None:
         digest = hashlib.sha256(pd.util.hash_pandas_object(processing, index=False).to_numpy().tobytes()).hexdigest()
@@ -179,18 +186,97 @@ def simulate_step(p: SimulateParams, progress: bool = True) -> dict:
     if todo and processing is None:
         processing = modality.draw_processing(p.n, np.random.default_rng(p.seed))
     added = 0
-    for i, (lo, hi) in enumerate(todo):
-        if len(todo) > 1 or done:
-            log.info("simulating rows %d-%d of %d (chunk %d of %d)", lo, hi, n, i + 1, len(todo))
-        seed = p.seed if lo == 0 else int(np.random.SeedSequence([p.seed, lo]).generate_state(1)[0])
-        samples, rows = modality.simulate(processing.iloc[lo:hi].reset_index(drop=True), seed=seed, progress=progress)
-        chunk_key = key if (lo, hi) == (0, n) else f"{key}/rows{lo}-{hi}"
-        added += len(store.append(samples, rows, provenance="simulated", iteration=p.iteration,
-                                  source_run=p.source_run, batch_key=chunk_key))
+    jobs = [(lo, hi, processing.iloc[lo:hi].reset_index(drop=True),
+             p.seed if lo == 0 else int(np.random.SeedSequence([p.seed, lo]).generate_state(1)[0])) for lo, hi in todo]
+    with oracle_pool(p.workers if len(jobs) > 1 else 1, p.dask_address) as pool:
+        for i, (lo, hi, samples, rows) in enumerate(_run_chunks(pool, modality, p, jobs, progress)):
+            if len(todo) > 1 or done:
+                log.info("simulated rows %d-%d of %d (chunk %d of %d)", lo, hi, n, i + 1, len(todo))
+            chunk_key = key if (lo, hi) == (0, n) else f"{key}/rows{lo}-{hi}"
+            added += len(store.append(samples, rows, provenance="simulated", iteration=p.iteration,
+                                      source_run=p.source_run, batch_key=chunk_key))
     if not todo:
         log.info("dataset %s already holds batch %r; nothing simulated", p.dataset, key)
     calls = sum(hi - lo for lo, hi in _committed_rows(store, key, n))
     return {"added": added, "total": len(store), "batch_key": key, "simulator_calls": calls}
+
+
+@contextlib.contextmanager
+def oracle_pool(workers: int = 1, address: str | None = None):
+    """A Dask client to fan oracle chunks out to: a LocalCluster of ``workers`` single-threaded
+    worker processes, or the scheduler at ``address``; None (simulate in this process) for one
+    worker and no address. The cluster is closed on exit, the client too."""
+    if address is None and workers <= 1:
+        yield None
+        return
+    from distributed import Client, LocalCluster
+
+    cluster = None
+    try:
+        if address is not None:
+            client = Client(address, timeout="10s")
+        else:
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                                   silence_logs=logging.WARNING)
+            client = Client(cluster)
+    except (OSError, TimeoutError) as exc:
+        if cluster is not None:
+            cluster.close()
+        raise ServiceError(f"Dask scheduler {address} is unreachable ({type(exc).__name__}: {exc}); start it "
+                           "(dask scheduler, dask worker ADDRESS) or leave out --dask-address for a local cluster") from None
+    try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _probe_scheduler(address: str, timeout: float = 3.0) -> None:
+    """ServiceError unless something listens at the Dask scheduler ``address`` (tcp://HOST:PORT)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host = port = None
+    if not host or not port:
+        raise InputError(f"dask_address = {address!r} is not a scheduler address", field="dask_address",
+                         value=address, allowed="tcp://HOST:PORT")
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        raise ServiceError(f"Dask scheduler {address} is unreachable ({exc.strerror or type(exc).__name__}); start "
+                           "it (dask scheduler; dask worker ADDRESS) or leave out --dask-address for a local "
+                           "cluster") from None
+
+
+def simulate_chunk(modality: str, options: dict, processing: pd.DataFrame, seed: int):
+    """One chunk of oracle work, as a Dask task runs it in a worker process (one thread:
+    the workers share the machine's cores)."""
+    torch.set_num_threads(1)
+    samples, rows = get_modality(modality, **options).simulate(processing, seed=seed)
+    return samples, rows
+
+
+def _run_chunks(pool, modality, p: SimulateParams, jobs, progress: bool):
+    """(lo, hi, samples, rows) per job, in job order. With a Dask ``pool`` every chunk is
+    submitted at once and runs on the workers; results are taken in order, so the dataset's
+    rows and sample ids do not depend on which worker finished first, or on their number."""
+    if pool is None:
+        for lo, hi, processing, seed in jobs:
+            yield (lo, hi, *modality.simulate(processing, seed=seed, progress=progress))
+        return
+    futures = [pool.submit(simulate_chunk, p.modality, dict(p.modality_options), processing, seed, pure=False)
+               for _, _, processing, seed in jobs]
+    try:
+        for (lo, hi, _, _), future in zip(jobs, futures):
+            yield (lo, hi, *future.result())
+    finally:
+        for future in futures:
+            future.cancel()
 
 
 def _committed_rows(store: DatasetStore, key: str, n: int) -> list[tuple[int, int]]:
