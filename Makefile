@@ -52,7 +52,7 @@ bench-guidance: install  ## physics guidance vs classifier-free guidance alone a
 bench-masks: install  ## any-subset conditioning: one generator asked with each subset of the condition fields (bench_results/masks.*; reuses bench-guidance's trained generator, else trains it, ≈ 8 min on 2 cores)
 	$(BIN)/python -m benchmarks.masks --out bench_results --seeds 0 1 2
 
-bench-oracle: install  ## oracle throughput with 1 and 2 Dask worker processes, and the task runner's overhead per chunk (bench_results/oracle_scaling.*; ≈ 3 min on 2 cores)
+bench-oracle: install  ## oracle throughput (256 grain maps) with 1 and 2 Dask worker processes, and the task runner's overhead per chunk (bench_results/oracle_scaling.*; ≈ 2 min on 2 cores)
 	$(BIN)/python -m benchmarks.oracle_scaling --out bench_results
 
 bench-lab: install  ## the lab's own data: simulated micrographs imported as PNG + CSV, trained on, designed for, checked by the learned surrogate — and then by the real oracle (bench_results/lab_data.*; ≈ 5 min on 2 cores)
