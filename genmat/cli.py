@@ -246,6 +246,9 @@ def import_(
     file_column: str = typer.Option("file", help="the conditions column that names each row's file"),
     processing: list[str] = typer.Option([], "--processing", help="a column that is processing, not a property "
                                          "(repeatable); the others are properties a design may target"),
+    tolerance: float = typer.Option(0.05, min=1e-6, max=1.0, help="a design hits when the surrogate puts each "
+                                    "targeted property within this fraction of the field's imported range"),
+    surrogate_steps: int = typer.Option(1000, min=1, help="training steps of the property surrogate (first design)"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ):
     """Import the lab's own micrographs or spectra with their conditions into a dataset, to
@@ -253,7 +256,8 @@ def import_(
     _setup(verbose)
     from genmat.modalities import import_folder
 
-    store = import_folder(folder, conditions, dataset, kind=kind, file_column=file_column, processing=processing)
+    store = import_folder(folder, conditions, dataset, kind=kind, file_column=file_column, processing=processing,
+                          tolerance=tolerance, surrogate_steps=surrogate_steps)
     fields = ", ".join(f"{f.name} [{f.low:g}, {f.high:g}] ({f.kind})" for f in store.schema.fields)
     typer.echo(f"imported {len(store)} samples of shape {tuple(store.sample_shape)} into {dataset}\n"
                f"    conditions: {fields}\n"

@@ -212,6 +212,8 @@ def oracle_pool(workers: int = 1, address: str | None = None):
     from distributed import Client, LocalCluster
 
     cluster = None
+    if address is not None:
+        _probe_scheduler(address)  # nothing listening: one line now, not a 10 s connect timeout
     try:
         if address is not None:
             client = Client(address, timeout="10s")

@@ -201,10 +201,11 @@ def _read_conditions(conditions: Path, file_column: str, processing: Sequence[st
 
 def import_folder(folder: str | Path, conditions: str | Path, dataset: str | Path, *, kind: str = "grey",
                   file_column: str = "file", processing: Sequence[str] = (), schema: ConditionSchema | None = None,
-                  source_run: str = "import") -> DatasetStore:
+                  source_run: str = "import", tolerance: float = 0.05, surrogate_steps: int = 1000) -> DatasetStore:
     """Import ``folder``'s files named in the ``conditions`` table into a new dataset at
     ``dataset`` (module docstring). Every file and value is checked before anything is
-    written; an error names the file or column and what is allowed."""
+    written; an error names the file or column and what is allowed. ``tolerance`` and
+    ``surrogate_steps`` are the imported modality's options, kept in the manifest."""
     folder, conditions, dataset = Path(folder), Path(conditions), Path(dataset)
     if kind not in KINDS:
         raise InputError(f"kind = {kind!r}; allowed: {', '.join(KINDS)}", field="kind", value=kind,
@@ -227,8 +228,13 @@ def import_folder(folder: str | Path, conditions: str | Path, dataset: str | Pat
                            f"{sorted(conds.columns)}", field="schema", value=sorted(schema.names),
                            allowed=", ".join(conds.columns))
     conds = schema.validate_frame(conds[list(schema.names)], allow_empty=True)
+    if not (isinstance(tolerance, (int, float)) and 0 < tolerance <= 1):
+        raise InputError(field="tolerance", value=tolerance, allowed="(0, 1] (a fraction of the field's range)")
+    if not (isinstance(surrogate_steps, int) and surrogate_steps >= 1):
+        raise InputError(field="surrogate_steps", value=surrogate_steps, allowed="an integer ≥ 1")
     settings: dict = {"version": f"import-{kind}-1", "kind": kind, "source": str(folder.resolve()),
-                      "conditions": str(conditions.resolve()), "modality_options": {"dataset": "."}}
+                      "conditions": str(conditions.resolve()),
+                      "modality_options": {"dataset": ".", "tolerance": tolerance, "surrogate_steps": surrogate_steps}}
     if kind == "spectrum":
         read = [read_spectrum(f) for f in files]
         axis = common_axis([x for x, _ in read])

@@ -56,7 +56,8 @@ def test_phase_maps_import_as_plus_minus_one_with_a_schema_from_the_table(tmp_pa
     assert (f.kind, f.low, f.high) == ("property", table["bright_fraction"].min(), table["bright_fraction"].max())
     assert store.schema.field("temperature_K").kind == "processing"
     name, options = modality_of_dataset(tmp_path / "ds")
-    assert (name, options) == ("imported", {"dataset": str(tmp_path / "ds")})
+    assert (name, options) == ("imported", {"dataset": str(tmp_path / "ds"), "tolerance": 0.05,
+                                            "surrogate_steps": 1000})
     mod = get_modality(name, **options)
     assert mod.sample_shape == (1, 16, 16) and mod.target_fields == ("bright_fraction",)
     with pytest.raises(InputError, match="no oracle"):
@@ -149,7 +150,8 @@ def test_imported_data_trains_and_designs_checked_by_a_measured_surrogate(tmp_pa
         assert out.returncode == 0, out.stderr[-3000:]
         return out.stdout
 
-    run("import", str(folder), "--conditions", str(csv), "--dataset", "ds", "--kind", "phase")
+    run("import", str(folder), "--conditions", str(csv), "--dataset", "ds", "--kind", "phase", "--surrogate-steps",
+        "200")
     run("train", "--dataset", "ds", "--checkpoint", "model.ckpt", "--steps", "150", "--batch-size", "16")
     text = run("design", "--checkpoint", "model.ckpt", "--dataset", "ds", "-t", "bright_fraction=0.5",
                "--n", "8", "--n-simulate", "2", "--out", "d")
@@ -158,7 +160,7 @@ def test_imported_data_trains_and_designs_checked_by_a_measured_surrogate(tmp_pa
     checked = report[report["simulated"]]
     assert len(checked) and (checked["checked_by"] == "surrogate").all()
     card = json.loads(next((tmp_path / "ds.surrogate").glob("regressor-*.json")).read_text())
-    assert card["train"] == 32 and card["test"] == 8
+    assert card["train"] == 32 and card["test"] == 8 and card["steps"] == 200  # the import's setting
     err = card["error"]["bright_fraction"]
     assert np.isfinite(err["rmse"]) and err["n"] == 8
     np.testing.assert_allclose(checked["surrogate_rmse_bright_fraction"], err["rmse"])
