@@ -48,19 +48,6 @@ class ConfigError(InputError):
         return (f"{self.field} = {self.value!r}: " if self.field else "") + self.reason
 
 
-def _known_fields(model: type[BaseModel] | None, loc: tuple) -> str | None:
-    """The settings a (nested) config at ``loc`` knows, for an unknown name."""
-    if model is None:
-        return None
-    fields = model.model_fields
-    for part in loc[:-1]:  # walk into nested configs
-        annotation = fields[part].annotation if part in fields else None
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return None
-        fields = annotation.model_fields
-    return ", ".join(fields)
-
-
 def config_error(exc: ValidationError, model: type[BaseModel] | None = None) -> GenmatError:
     """The first error of a pydantic ``ValidationError`` as one genmat error naming the field
     by its dotted path: a field's constraint becomes a :class:`ConfigError` ``field = value:
@@ -87,8 +74,11 @@ def config_error(exc: ValidationError, model: type[BaseModel] | None = None) -> 
     if kind in _ALLOWED:
         return ConfigError(field=where or None, value=value, allowed=_ALLOWED[kind].format(**ctx), more=more)
     if kind == "extra_forbidden":
-        return ConfigError(field=where or None, value=value, allowed=_known_fields(model, tuple(error["loc"])),
-                           reason="is not a known setting", more=more)
+        # a nested config validates in its own __init__ (a Config overrides it), so the unknown
+        # name is always one of ``model``'s own settings; the path to it is added by the outer one
+        known = ", ".join(model.model_fields) if model is not None else None
+        return ConfigError(field=where or None, value=value, allowed=known, reason="is not a known setting",
+                           more=more)
     reason = error["msg"].removeprefix("Value error, ")
     return ConfigError(field=where or None, value=value, allowed=None, reason=reason[:1].lower() + reason[1:],
                        more=more)

@@ -19,6 +19,7 @@ A host then runs ``prefect worker start --pool NAME`` and picks the runs up
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -54,8 +55,6 @@ def deploy(pool: str, *, gpu_pool: str | None = None, gpu_concurrency: int = 1, 
            cron: str | None = None, loop_config: Mapping[str, Any] | None = None, working_dir: Path | None = None,
            env: Mapping[str, str] | None = None) -> dict[str, str]:
     """Register the deployments; ``{flow: "flow/deployment"}`` (module docstring)."""
-    import os
-
     from prefect import Flow
     from prefect.client.orchestration import get_client
 

@@ -37,6 +37,7 @@ _log = logging.getLogger(__name__)
 STATE_FILE = "services.json"
 STARTUP_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 15.0
+HEALTH = {"prefect": "/api/health", "mlflow": "/health"}  # each server's health endpoint
 
 
 class ServicesError(ServiceError):
@@ -79,7 +80,7 @@ def status(folder: Path) -> dict | None:
     state = _read(Path(folder).absolute())
     if not state:
         return None
-    for name, health in (("prefect", "/api/health"), ("mlflow", "/health")):
+    for name, health in HEALTH.items():
         service = state.get(name, {})
         if not (service.get("pid") and _alive(service["pid"]) and _is_healthy(service.get("url", ""), health)):
             return None
@@ -136,16 +137,15 @@ def up(folder: Path, *, prefect_port: int | None = 4200, mlflow_port: int | None
     env.pop("PREFECT_API_URL", None)  # the server is the API; it must not point at another one
     started: dict[str, subprocess.Popen] = {}
     state: dict = {"folder": str(folder)}
+    commands = {"prefect": _server_command(ports["prefect"]), "mlflow": _mlflow_command(ports["mlflow"], folder)}
     try:
-        for name, command, health in (("prefect", _server_command(ports["prefect"]), "/api/health"),
-                                      ("mlflow", _mlflow_command(ports["mlflow"], folder), "/health")):
+        for name, command in commands.items():  # both start, then both are waited for
             log_path = folder / f"{name}-server.log"
-            started[name] = process = _start(command, log_path, env)
-            url = f"http://{HOST}:{ports[name]}"
-            state[name] = {"pid": process.pid, "url": url, "log": str(log_path)}
-        for name, health in (("prefect", "/api/health"), ("mlflow", "/health")):
+            started[name] = _start(command, log_path, env)
+            state[name] = {"pid": started[name].pid, "url": f"http://{HOST}:{ports[name]}", "log": str(log_path)}
+        for name in commands:
             _wait_until_healthy(state[name]["url"], started[name], Path(state[name]["log"]), timeout_s,
-                                health_path=health, what=f"the {name} server", error=ServicesError)
+                                health_path=HEALTH[name], what=f"the {name} server", error=ServicesError)
     except BaseException:
         for name, process in started.items():
             _stop_pid(process.pid, f"the {name} server")
@@ -163,7 +163,7 @@ def down(folder: Path) -> list[str]:
     folder = Path(folder).absolute()
     state = _read(folder)
     stopped = []
-    for name in ("prefect", "mlflow"):
+    for name in HEALTH:
         pid = (state or {}).get(name, {}).get("pid")
         if pid and _alive(pid):
             _stop_pid(pid, f"the {name} server")

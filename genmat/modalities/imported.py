@@ -68,6 +68,13 @@ class ImportDataError(InputError):
     """A file or table of an import that does not match (names the file, field and what is allowed)."""
 
 
+def _check_options(tolerance, surrogate_steps) -> None:
+    if not (isinstance(tolerance, (int, float)) and 0 < tolerance <= 1):
+        raise InputError(field="tolerance", value=tolerance, allowed="(0, 1] (a fraction of the field's range)")
+    if not (isinstance(surrogate_steps, int) and surrogate_steps >= 1):
+        raise InputError(field="surrogate_steps", value=surrogate_steps, allowed="an integer ≥ 1")
+
+
 # ---------------------------------------------------------------------------- reading files
 def read_image(path: Path, kind: str) -> np.ndarray:
     """One micrograph (H, W) in [-1, 1] by the module's normalisation for ``kind``."""
@@ -228,10 +235,7 @@ def import_folder(folder: str | Path, conditions: str | Path, dataset: str | Pat
                            f"{sorted(conds.columns)}", field="schema", value=sorted(schema.names),
                            allowed=", ".join(conds.columns))
     conds = schema.validate_frame(conds[list(schema.names)], allow_empty=True)
-    if not (isinstance(tolerance, (int, float)) and 0 < tolerance <= 1):
-        raise InputError(field="tolerance", value=tolerance, allowed="(0, 1] (a fraction of the field's range)")
-    if not (isinstance(surrogate_steps, int) and surrogate_steps >= 1):
-        raise InputError(field="surrogate_steps", value=surrogate_steps, allowed="an integer ≥ 1")
+    _check_options(tolerance, surrogate_steps)
     settings: dict = {"version": f"import-{kind}-1", "kind": kind, "source": str(folder.resolve()),
                       "conditions": str(conditions.resolve()),
                       "modality_options": {"dataset": ".", "tolerance": tolerance, "surrogate_steps": surrogate_steps}}
@@ -246,13 +250,13 @@ def import_folder(folder: str | Path, conditions: str | Path, dataset: str | Pat
         settings.update(axis=[float(axis[0]), float(axis[-1]), int(len(axis))], y_max=scale)
     else:
         images = [read_image(f, kind) for f in files]
-        shapes = {im.shape for im in images}
-        if len(shapes) > 1:
-            first = images[0].shape
-            odd = next(f for f, im in zip(files, images) if im.shape != first)
-            raise ImportDataError(f"{odd}: {images[files.index(odd)].shape[1]}×{images[files.index(odd)].shape[0]} "
-                               f"pixels; {files[0].name} is {first[1]}×{first[0]}: every micrograph must have one size",
-                               field="file", value=str(odd), allowed=f"{first[1]}×{first[0]} pixels")
+        first = images[0].shape
+        odd = next(((f, im.shape) for f, im in zip(files, images) if im.shape != first), None)
+        if odd is not None:
+            (path, (h, w)) = odd
+            raise ImportDataError(f"{path}: {w}×{h} pixels; {files[0].name} is {first[1]}×{first[0]}: every "
+                                  "micrograph must have one size", field="file", value=str(path),
+                                  allowed=f"{first[1]}×{first[0]} pixels")
         samples = np.stack(images)[:, None]
     store = DatasetStore.create(dataset, modality=NAME, schema=schema, sample_shape=samples.shape[1:],
                                 simulator=settings, extra_columns=())
@@ -278,10 +282,7 @@ class ImportedModality(ModalityBase):
             raise InputError("modality 'imported' needs its dataset (modality_options {\"dataset\": PATH}; "
                              "`genmat train/design --dataset PATH` finds it)", field="dataset", value=None,
                              allowed="the folder `genmat import` wrote")
-        if not (isinstance(tolerance, (int, float)) and 0 < tolerance <= 1):
-            raise InputError(field="tolerance", value=tolerance, allowed="(0, 1] (a fraction of the field's range)")
-        if not (isinstance(surrogate_steps, int) and surrogate_steps >= 1):
-            raise InputError(field="surrogate_steps", value=surrogate_steps, allowed="an integer ≥ 1")
+        _check_options(tolerance, surrogate_steps)
         self.dataset = Path(dataset)
         self.store = DatasetStore.open(self.dataset, verify=False)
         if self.store.modality != NAME:
@@ -429,6 +430,7 @@ class ImportedModality(ModalityBase):
 
 def _load_or_fit_surrogate(modality: ImportedModality):
     from genmat.data import SampleDataset
+    from genmat.nn import UNetConfig
     from genmat.regressor import PropertyRegressor
     from genmat.train import TrainConfig
 
@@ -448,10 +450,8 @@ def _load_or_fit_surrogate(modality: ImportedModality):
     if len(train) < 8:
         raise InputError(f"{n} imported samples are too few for a property surrogate (8 to train, 1 to test)",
                          field="dataset", value=n, allowed="≥ 10 samples")
-    unet = modality.loop_defaults["generator"]["unet"]
-    from genmat.nn import UNetConfig
-
-    regressor = PropertyRegressor(modality.schema, modality.sample_shape, UNetConfig(**unet), device="cpu")
+    unet = UNetConfig(**modality.loop_defaults["generator"]["unet"])  # the generator's network, as a regressor
+    regressor = PropertyRegressor(modality.schema, modality.sample_shape, unet, device="cpu")
     log.info("training the property surrogate of %s on %d samples (%d held out to measure its error)",
              modality.dataset, len(train), len(test))
     folder.mkdir(parents=True, exist_ok=True)
