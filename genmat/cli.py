@@ -178,6 +178,7 @@ def _weights(items: list[str], option: str) -> dict[str, float]:
 
 @app.command()
 def train(
+    ctx: typer.Context,
     dataset: Optional[Path] = typer.Option(None, help="dataset directory (default runs/MODALITY/dataset)"),
     checkpoint: Optional[Path] = typer.Option(None, help="checkpoint to write, resumed if present (default runs/MODALITY/model.ckpt)"),
     steps: int = typer.Option(1500, min=1, help="optimiser steps"),  # TrainConfig's defaults (tested)
@@ -197,10 +198,20 @@ def train(
                                                   "(classifier guidance, screening) and save it here"),
     penalty: list[str] = typer.Option([], "--penalty", help="physics-penalised training (diffusion): TERM=WEIGHT, "
                                       "repeatable; spinodal terms double_well, fraction, s2 (docs/physics_guidance.md)"),
+    nproc_per_node: int = typer.Option(1, min=1, help="data-parallel training processes on this machine, started "
+                                       "with torchrun (gloo on CPU, NCCL on GPUs: one per GPU); --batch-size is "
+                                       "the global batch, split evenly (docs/operations.md)"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ):
     """Train the conditional generator (default: rectified flow on a U-Net) on a dataset."""
     _setup(verbose)
+    from genmat import parallel
+
+    if nproc_per_node > 1 and not parallel.launched():
+        if batch_size % nproc_per_node:
+            raise UsageError(f"--batch-size = {batch_size} is not divisible by --nproc-per-node = {nproc_per_node} "
+                             f"(allowed: a multiple of {nproc_per_node})")
+        raise typer.Exit(_torchrun(ctx, nproc_per_node))
 
     from genmat.generate import SamplerConfig
     from genmat.loop.closed_loop import modality_generator
@@ -218,21 +229,50 @@ def train(
     if not dataset.exists():
         raise UsageError(f"--dataset {dataset} does not exist; run `genmat simulate --dataset {dataset}` first")
     out = train_step(TrainParams(modality=modality, modality_options=options, dataset=dataset, checkpoint=checkpoint,
-                                 warm_start=warm_start, generator=generator, train=cfg))
+                                 warm_start=warm_start, generator=generator, train=cfg), progress=parallel.is_main())
+    if not parallel.is_main():  # under torchrun the other ranks have done their part of every step
+        if regressor_out is not None:
+            _train_regressor(modality, options, dataset, generator, cfg, regressor_out)
+        return
     typer.echo(f"trained to step {out['step']} (loss {out['final_loss']:.4f}) on {out['n_train']} samples: {checkpoint}")
     if regressor_out is not None:
-        from genmat.data import DatasetStore, SampleDataset
-        from genmat.regressor import PropertyRegressor
-
-        mod = get_modality(modality, **options)
-        data = SampleDataset(DatasetStore.open(dataset), mod.schema).as_tensors()
-        reg = PropertyRegressor(mod.schema, mod.sample_shape, generator.unet, generator.path)
-        res = reg.fit(data, cfg, checkpoint_path=regressor_out)
+        res = _train_regressor(modality, options, dataset, generator, cfg, regressor_out)
         typer.echo(f"property regressor trained to step {res.step} (NLL {res.losses[-1][1]:.3f}): {regressor_out}")
     if method in ("vae", "latent_diffusion"):
         typer.echo(f"VAE posterior: {int(out['vae_active_units'])} active latent dimensions "
                    f"({out['vae_active_fraction']:.0%}), KL {out['vae_kl_total_nats']:.1f} nats"
                    + (" — COLLAPSED (lower beta, longer warm-up or free bits)" if out["vae_collapsed"] else ""))
+
+
+def _train_regressor(modality: str, options: dict, dataset: Path, generator, cfg, out: Path):
+    from genmat.data import DatasetStore, SampleDataset
+    from genmat.modalities import get_modality
+    from genmat.regressor import PropertyRegressor
+
+    mod = get_modality(modality, **options)
+    data = SampleDataset(DatasetStore.open(dataset), mod.schema).as_tensors()
+    reg = PropertyRegressor(mod.schema, mod.sample_shape, generator.unet, generator.path)
+    return reg.fit(data, cfg, checkpoint_path=out)
+
+
+def _torchrun(ctx: typer.Context, nproc: int) -> int:
+    """Run this same command under torchrun with ``nproc`` processes on this machine; its exit code."""
+    import subprocess
+
+    argv = [ctx.info_name or "train"]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if param.name == "nproc_per_node" or value is None or not param.opts:
+            continue
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if param.is_flag:
+                argv += [param.opts[0]] if v else []
+            else:
+                argv += [param.opts[0], str(v)]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+           "-m", "genmat", *argv]
+    log.info("starting %d training processes: %s", nproc, " ".join(cmd))
+    return subprocess.call(cmd)
 
 
 @app.command("import")
@@ -540,6 +580,9 @@ def loop(
                                        "spinodal-tight32: its targets, tolerances and modality options"),
     prefect: bool = typer.Option(True, help="run as the Prefect flow `closed_loop` (--no-prefect: plain library call)"),
     tracking: bool = typer.Option(True, help="record in MLflow (MLFLOW_TRACKING_URI, default sqlite:///mlflow.db)"),
+    remote: list[str] = typer.Option([], "--remote", help="a step (simulate, train, design) to hand to its "
+                                     "deployment's work pool (genmat deploy; repeatable): a worker there runs it, "
+                                     "the loop waits; needs PREFECT_API_URL and a working folder both hosts see"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ):
     """Run the closed loop: train → design → validate → feed back, until targets are hit.
@@ -548,11 +591,19 @@ def loop(
     """
     _setup(verbose)
     cfg = _load_config(config, workdir=workdir, max_iterations=iterations, seed=seed, modality=modality, task=task)
+    if remote:
+        bad = sorted(set(remote) - {"simulate", "train", "design"})
+        if bad or not prefect:
+            raise UsageError(f"--remote {', '.join(bad or remote)}: " + (
+                "allowed: simulate, train, design" if bad else "remote steps run through Prefect (drop --no-prefect)"))
+        if not os.environ.get("PREFECT_API_URL"):
+            raise UsageError("--remote needs the Prefect server the deployments are on: set PREFECT_API_URL "
+                             "(genmat up; genmat deploy)")
     _check_services(tracking=tracking, prefect=prefect)
     if prefect:
         from pipelines.flows import closed_loop
 
-        result = closed_loop(config=cfg, tracking=tracking)
+        result = closed_loop(config=cfg, tracking=tracking, remote_steps=list(remote) or None)
         history = result["history"]
     else:
         from genmat.loop import ClosedLoop

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from pydantic import Field
 
+from genmat import parallel
 from genmat.atomic import atomic_write
 from genmat.config import Config
 from genmat.errors import InputError
@@ -48,9 +49,10 @@ class TrainConfig(Config):
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto``: CUDA when present, else CPU; under torchrun a bare ``cuda`` is this process's GPU."""
     if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return parallel.local_device(torch.device(device))
 
 
 class Callback(Protocol):
@@ -84,6 +86,12 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     return ckpt
 
 
+def _run_settings(train_config: dict | None) -> dict | None:
+    """What makes two runs the same run: every setting but the device (a run checkpointed on
+    a GPU worker resumes, or reads back as finished, on another host)."""
+    return None if train_config is None else {k: v for k, v in train_config.items() if k != "device"}
+
+
 def _lr_at(cfg: TrainConfig, i: int) -> float:
     if i < cfg.warmup_steps:
         return cfg.lr * (i + 1) / cfg.warmup_steps
@@ -115,13 +123,25 @@ def train(
     - ``model_args``: JSON-like description stored in the checkpoint so that it can
       rebuild its model (see ``genmat.generate.Generator.from_checkpoint``).
     Returns the EMA model (eval mode) and a TrainResult.
+
+    Data-parallel under torchrun (:mod:`genmat.parallel`): every process draws the same
+    global minibatch of ``batch_size`` rows and computes its block of it; gradients and the
+    loss are averaged in one all-reduce per step; rank 0 alone writes checkpoints, reports
+    to ``callbacks`` and shows progress. The trajectory is the single-process one (to
+    float rounding), so a run may resume with another process count.
     """
     device = resolve_device(config.device)
+    shard = parallel.init(device)
+    main = shard.rank == 0
+    if shard.world > 1:  # what a process draws from torch's global RNG (dropout) differs per rank
+        torch.manual_seed(config.seed + shard.rank)
     n = int(data[0].shape[0])
     if n == 0:
         raise InputError("training data is empty: simulate a dataset first")
     if any(int(d.shape[0]) != n for d in data):
         raise InputError(f"training tensors have different lengths: {[int(d.shape[0]) for d in data]}")
+    batch = min(config.batch_size, n)
+    local = shard.local_size(batch, "batch_size" if batch == config.batch_size else "the dataset size (< batch_size)")
     model = model.to(device)
     ckpt_path = Path(checkpoint_path) if checkpoint_path else None
     start, base_step, losses = 0, 0, []
@@ -129,6 +149,7 @@ def train(
         warm = load_checkpoint(warm_start)
         model.load_state_dict(warm["ema"])
         base_step = int(warm["step"])
+    parallel.broadcast_module(model, shard)  # every process starts from rank 0's weights
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     # a model with several players (a GAN) may give each its own lr scale and Adam betas
     groups = model.param_groups() if hasattr(model, "param_groups") else [{"params": list(model.parameters())}]
@@ -136,7 +157,8 @@ def train(
     gen = torch.Generator(device="cpu").manual_seed(config.seed)
     if ckpt_path is not None and resume and ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path)
-        if ckpt.get("train_config") == config.to_dict() and ckpt.get("call_step", 0) < config.steps:
+        same = _run_settings(ckpt.get("train_config")) == _run_settings(config.to_dict())
+        if same and ckpt.get("call_step", 0) < config.steps:
             model.load_state_dict(ckpt["model"])
             ema.load_state_dict(ckpt["ema"])
             opt.load_state_dict(ckpt["optimizer"])
@@ -144,13 +166,16 @@ def train(
             start, base_step = int(ckpt["call_step"]), int(ckpt["step"]) - int(ckpt["call_step"])
             losses = [tuple(x) for x in ckpt.get("losses", [])]
             log.info("resuming training from %s at step %d/%d", ckpt_path, start, config.steps)
-        elif ckpt.get("train_config") == config.to_dict():
+        elif same:
             log.info("%s already holds a finished run of this config; nothing to train", ckpt_path)
             ema.load_state_dict(ckpt["ema"])
             return ema, TrainResult(int(ckpt["step"]), [tuple(x) for x in ckpt["losses"]], ckpt_path, 0.0)
 
     def save(call_step: int) -> None:
         if ckpt_path is None:
+            return
+        if not main:  # rank 0 writes; the others wait until it has
+            parallel.barrier(shard)
             return
         _atomic_save(
             {
@@ -168,22 +193,27 @@ def train(
             },
             ckpt_path,
         )
+        parallel.barrier(shard)
 
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     data_dev = [d.to(device) for d in data]
     model.train()
     t0, running, count = time.perf_counter(), 0.0, 0
-    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc="training", disable=not progress)
+    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc="training",
+               disable=not (progress and main))
     for i in bar:
         for group in opt.param_groups:
             group["lr"] = _lr_at(config, i) * group.get("lr_scale", 1.0)
-        idx = torch.randint(0, n, (min(config.batch_size, n),), generator=gen).to(device)
-        with autocast:
+        idx = torch.randint(0, n, (batch,), generator=gen)[shard.block(local)].to(device)
+        with autocast, parallel.sharded(shard):
             loss = loss_fn(model, [d[idx] for d in data_dev], gen)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"training loss became {loss.item()} at step {base_step + i}")
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        # the mean over processes: the gradient and loss of the whole global batch
+        step_loss = loss.detach().float().reshape(1)
+        parallel.all_reduce_mean([p.grad for p in model.parameters() if p.grad is not None] + [step_loss], shard)
+        if not torch.isfinite(step_loss):  # every process sees the same value and stops together
+            raise FloatingPointError(f"training loss became {step_loss.item()} at step {base_step + i}")
         if config.grad_clip:
             nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         opt.step()
@@ -194,12 +224,12 @@ def train(
                 p_ema.lerp_(p, 1 - decay)
             for b_ema, b in zip(ema.buffers(), model.buffers()):
                 b_ema.copy_(b)
-        running, count = running + loss.item(), count + 1
+        running, count = running + step_loss.item(), count + 1
         if (i + 1) % config.log_every == 0 or i + 1 == config.steps:
             mean = running / count
             losses.append((base_step + i + 1, mean))
             bar.set_postfix(loss=f"{mean:.4f}")
-            for cb in callbacks:
+            for cb in callbacks if main else ():
                 cb(base_step + i + 1, {"train_loss": mean, "lr": _lr_at(config, i)})
             running, count = 0.0, 0
         if (i + 1) % config.checkpoint_every == 0 or i + 1 == config.steps:

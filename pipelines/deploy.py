@@ -9,7 +9,10 @@ and environment). ``train`` and ``design`` — the steps that want a GPU — go 
 when one is given; that pool is created with a concurrency limit of one flow run per worker
 slot (``gpu_concurrency``), so two campaigns never share one GPU. Job variables: the working
 directory the runs start in and environment variables (e.g. ``CUDA_VISIBLE_DEVICES``,
-``MLFLOW_TRACKING_URI``). ``cron`` schedules the closed loop (each scheduled run in a new
+``MLFLOW_TRACKING_URI``). With a GPU pool the deployed closed loop runs on ``pool`` and sends
+its ``train`` and ``design`` steps to their deployments (``remote_steps``), so they run on the
+GPU host while the loop waits; its working folder must be on storage both hosts see.
+``cron`` schedules the closed loop (each scheduled run in a new
 time-stamped folder under the config's workdir).
 
 A host then runs ``prefect worker start --pool NAME`` and picks the runs up
@@ -75,7 +78,9 @@ def deploy(pool: str, *, gpu_pool: str | None = None, gpu_concurrency: int = 1, 
         target = gpu_pool if (gpu_pool and name in GPU_FLOWS) else pool
         parameters = None
         if name == "closed_loop":
-            parameters = {"new_workdir": cron is not None, **({"config": dict(loop_config)} if loop_config else {})}
+            parameters = {"new_workdir": cron is not None, **({"config": dict(loop_config)} if loop_config else {}),
+                          # the loop (on the CPU pool) hands its GPU steps to their deployments on the GPU pool
+                          **({"remote_steps": list(GPU_FLOWS)} if gpu_pool and set(GPU_FLOWS) <= set(flows) else {})}
         flow = Flow.from_source(source=str(REPO), entrypoint=FLOWS[name])
         # to_deployment + apply, not Flow.deploy: prefect 3.8.8's deploy() lists the pool's workers
         # with a request its own server refuses (422 on offset/limit None)

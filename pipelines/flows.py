@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import Optional
 
 import pandas as pd
@@ -20,7 +21,8 @@ from prefect.cache_policies import NONE
 from prefect.context import get_run_context
 
 from genmat.loop import ClosedLoop, LoopConfig
-from genmat.loop.closed_loop import open_tracker, report_columns
+from genmat.errors import InputError, ServiceError
+from genmat.loop.closed_loop import direct_runner, open_tracker, report_columns
 from genmat.modalities import get_modality
 from genmat.loop.state import LoopState
 from genmat.loop.steps import (
@@ -99,9 +101,35 @@ def simulate(params: SimulateParams) -> dict:
 
 
 @flow(name="train")
-def train(params: TrainParams) -> dict:
-    """Train (or warm-start) the conditional generator on a dataset."""
-    return train_task(params)
+def train(params: TrainParams, tracking: bool = True, experiment: Optional[str] = None) -> dict:
+    """Train (or warm-start) the conditional generator on a dataset.
+
+    Run alone (a deployment on a GPU worker, `prefect deployment run`), it is one MLflow run
+    (``MLFLOW_TRACKING_URI``; experiment ``genmat-<modality>`` unless ``experiment``): the
+    parameters, the loss curve, the dataset it read (lineage: path, content digest, rows), the
+    worker's system metrics while it trained, tagged with this flow run. Inside the closed
+    loop (``tracking=False``) the loop's iteration run records the same.
+    """
+    if not tracking:
+        return train_task(params)
+    from genmat.tracking import MlflowTracker
+
+    tracker = MlflowTracker.start(experiment or f"genmat-{params.modality}", f"train: {params.checkpoint}",
+                                  tags={**_prefect_tags(), "genmat.step": "train"})
+    status = "FAILED"
+    try:
+        tracker.log_params({"params": params.model_dump(mode="json")})
+        with tracker.system_metrics():
+            out = train_task(params)
+        for step, loss in out["losses"]:
+            tracker.log_metrics({"train_loss": loss}, step=step)
+        tracker.log_metrics({k: out[k] for k in ("final_loss", "seconds", "n_train", "n_parameters")})
+        tracker.log_dataset(out["dataset"], digest=out["dataset_digest"], name=Path(out["dataset"]).name,
+                            rows=out["n_train"])
+        status = "FINISHED"
+    finally:
+        tracker.end(status)
+    return {**out, "mlflow_run_id": tracker.run_id}
 
 
 @flow(name="design")
@@ -110,8 +138,44 @@ def design(params: DesignParams) -> dict:
     return design_task(params)
 
 
-SUBFLOWS = {"simulate": simulate, "train": train, "design": design, "feedback": feedback_task,
-            "recipes": recipe_check_task}
+# the closed loop's steps; its own MLflow run records training (the train flow's run would repeat it)
+SUBFLOWS = {"simulate": simulate, "train": lambda p: train(p, tracking=False), "design": design,
+            "feedback": feedback_task, "recipes": recipe_check_task}
+
+
+# the steps deployed on their own (genmat deploy), which the loop may hand to a work pool
+REMOTE_STEPS = ("simulate", "train", "design")
+
+
+def remote_runner(remote: set[str]):
+    """The loop's runner with ``remote`` steps sent to their deployments ``<step>/genmat-<step>``
+    (``run_deployment``, as a subflow of the loop's flow run): a worker of the deployment's
+    pool — e.g. the GPU host's — runs the step and writes its outputs to the shared working
+    folder; the loop waits for it, then reads the outputs back by calling the same idempotent
+    step here, which finds the work done (a finished checkpoint, a design's metrics, committed
+    chunks) and does nothing again. The other steps run in this process as subflows."""
+    unknown = sorted(set(remote) - set(REMOTE_STEPS))
+    if unknown:
+        raise InputError(f"remote steps {unknown} are not deployed steps; allowed: {', '.join(REMOTE_STEPS)}",
+                         field="remote_steps", value=unknown, allowed=", ".join(REMOTE_STEPS))
+
+    def run(name: str, params) -> dict:
+        if name not in remote:
+            return SUBFLOWS[name](params)
+        from prefect.deployments import run_deployment
+
+        logger = get_run_logger()
+        deployment = f"{name}/genmat-{name}"
+        logger.info("sending %s to the deployment %s", name, deployment)
+        extra = {"tracking": False} if name == "train" else {}  # the loop's iteration run records it
+        flow_run = run_deployment(deployment, parameters={"params": params.model_dump(mode="json"), **extra},
+                                  as_subflow=True)
+        if not flow_run.state.is_completed():
+            raise ServiceError(f"the {name} step's flow run {flow_run.name} ({flow_run.id}) on deployment "
+                               f"{deployment} ended {flow_run.state.type.value}: {flow_run.state.message or ''}")
+        return direct_runner(name, params)  # reads back what the worker wrote
+
+    return run
 
 
 def _prefect_tags() -> dict[str, str]:
@@ -132,12 +196,17 @@ def closed_loop(
     tracking: bool = True,
     experiment: Optional[str] = None,
     new_workdir: bool = False,
+    remote_steps: Optional[list[str]] = None,
 ) -> dict:
     """The whole loop: per iteration train → design → (feedback), recorded in MLflow.
 
     ``new_workdir``: run in a fresh, time-stamped folder under ``config.workdir`` (what a
     schedule wants: every scheduled run is a new campaign); otherwise an existing loop in
     ``config.workdir`` is resumed.
+
+    ``remote_steps`` (of ``simulate``, ``train``, ``design``): steps handed to their
+    deployments' work pools (:func:`remote_runner`; ``genmat deploy --gpu-pool`` sets
+    ``["train", "design"]`` for the deployed loop). The working folder must then be shared.
     """
     logger = get_run_logger()
     if new_workdir:
@@ -145,10 +214,11 @@ def closed_loop(
 
         stamp = datetime.now(timezone.utc).strftime("run-%Y%m%dT%H%M%SZ")
         config = config.replace(workdir=config.workdir / stamp)
+    runner = remote_runner(set(remote_steps or ()))  # unknown steps refused before anything is written
     tracker = open_tracker(config, enabled=tracking, experiment=experiment, tags=_prefect_tags())
     status = "FAILED"
     try:
-        state = _with_run_logger(lambda: ClosedLoop(config, tracker, runner=lambda n, p: SUBFLOWS[n](p)).run())
+        state = _with_run_logger(lambda: ClosedLoop(config, tracker, runner=runner).run())
         status = "FINISHED"
     finally:
         tracker.end(status)

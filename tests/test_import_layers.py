@@ -42,15 +42,17 @@ ONLY_FROM: dict[str, tuple[str, ...]] = {
     "gpytorch": ("genmat.loop.screening", "genmat.baselines"),
     "distributed": ("genmat.loop.steps",),  # the oracle's fan-out (simulate_step)
     "dask": ("genmat.loop.steps",),
+    "torch.distributed": ("genmat.parallel",),  # data-parallel training: one module joins torchrun's group
     # genmat never imports pipelines, except genmat/cli.py: the application edge
     # that starts flows (documented exception).
     "pipelines": ("pipelines", "genmat.cli"),
 }
 
 
-# modules every layer may import: the one error base and the one configuration base (genmat/errors.py imports
-# nothing of genmat; genmat/config.py only genmat.errors)
-EVERYWHERE = ("genmat.errors", "genmat.config")
+# modules every layer may import: the one error base, the one configuration base and the data-parallel shard
+# whose batch draws the objectives use (genmat/errors.py imports nothing of genmat; genmat/config.py and
+# genmat/parallel.py only genmat.errors)
+EVERYWHERE = ("genmat.errors", "genmat.config", "genmat.parallel")
 
 
 def _under(name: str, prefix: str) -> bool:

@@ -264,6 +264,15 @@ class DatasetStore:
     def __len__(self) -> int:
         return int(self._read_manifest()["n_samples"])
 
+    @property
+    def digest(self) -> str:
+        """What the committed data are, in 16 hex digits: the sha256 of every shard's sha256
+        and of the table's digest, in commit order. Equal digests, equal samples and rows; it
+        changes with every append (the dataset lineage MLflow records on training runs)."""
+        manifest = self._read_manifest()
+        parts = [s["sha256"] for s in manifest["shards"]] + [manifest.get("table_sha256", "")]
+        return _sha256("\n".join(parts).encode())[:16]
+
     def __repr__(self) -> str:
         return f"DatasetStore({str(self.path)!r}, modality={self.modality!r}, n={len(self)})"
 

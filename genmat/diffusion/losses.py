@@ -7,6 +7,7 @@ from typing import Callable, Mapping
 
 import torch
 
+from genmat import parallel
 from genmat.diffusion.guidance import classifier_free
 from genmat.diffusion.paths import NoisePath, append_dims
 from genmat.diffusion.precond import Denoiser
@@ -53,9 +54,9 @@ class DenoisingLoss:
 
     def sample_t(self, n: int, device, generator=None) -> torch.Tensor:
         if self.t_sampling == "logit_normal":
-            t = torch.sigmoid(torch.randn(n, device=device, generator=generator))
+            t = torch.sigmoid(parallel.randn((n,), generator, device))
         else:
-            t = torch.rand(n, device=device, generator=generator)
+            t = parallel.rand((n,), generator, device)
         return self.t_min + (1 - self.t_min) * t
 
     def __call__(self, model: Denoiser, batch, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -63,7 +64,7 @@ class DenoisingLoss:
         sample with its own noise (reflow: the coupling a trained flow induces)."""
         x0, values, data_mask, *paired = batch
         t = self.sample_t(x0.shape[0], x0.device, generator)
-        eps = paired[0] if paired else torch.randn(x0.shape, device=x0.device, generator=generator)
+        eps = paired[0] if paired else parallel.randn(x0.shape, generator, x0.device)
         alpha, sigma = (append_dims(v, x0.dim()) for v in model.path.alpha_sigma(t))
         x_t = alpha * x0 + sigma * eps
         mask = drop_fields(data_mask, self.cond_dropout, generator, self.cond_masks)
@@ -95,8 +96,8 @@ class NoisyRegressionLoss:
 
     def __call__(self, model, batch, generator: torch.Generator | None = None) -> torch.Tensor:
         x0, values, mask = batch[:3]
-        t = self.t_min + (self.t_max - self.t_min) * torch.rand(x0.shape[0], device=x0.device, generator=generator)
-        eps = torch.randn(x0.shape, device=x0.device, generator=generator)
+        t = self.t_min + (self.t_max - self.t_min) * parallel.rand((x0.shape[0],), generator, x0.device)
+        eps = parallel.randn(x0.shape, generator, x0.device)
         alpha, sigma = (append_dims(v, x0.dim()) for v in NoisePath(self.path).alpha_sigma(t))
         mean, logvar = model(alpha * x0 + sigma * eps, t)
         nll = (mean - values).square() * torch.exp(-logvar) + logvar
@@ -139,9 +140,9 @@ class ConsistencyDistillationLoss:
         x0, values, mask = batch[:3]
         mask = drop_fields(mask, self.cond_dropout, generator)
         grid = torch.linspace(0.0, 1.0, self.n_grid + 1, device=x0.device)
-        n = torch.randint(0, self.n_grid, (x0.shape[0],), device=x0.device, generator=generator)
+        n = parallel.randint(self.n_grid, (x0.shape[0],), generator, x0.device)
         t_hi, t_lo = grid[n + 1], grid[n]
-        eps = torch.randn(x0.shape, device=x0.device, generator=generator)
+        eps = parallel.randn(x0.shape, generator, x0.device)
         alpha, sigma = (append_dims(v, x0.dim()) for v in model.path.alpha_sigma(t_hi))
         x_hi = alpha * x0 + sigma * eps
         with torch.no_grad():

@@ -245,6 +245,13 @@ class ClosedLoop:
         c, tracker = self.config, self.tracker
         targets = self.prepare()
         tracker.log_params({"loop": c.model_dump(mode="json"), "n_targets_actual": len(targets)})
+        with tracker.system_metrics():  # the loop's host: CPU, memory (GPU) while it trains, designs, simulates
+            self._iterate()
+        self._summarise()
+        return self.state
+
+    def _iterate(self) -> None:
+        c = self.config
         for k in range(c.max_iterations):
             if self.state.finished:
                 break
@@ -277,8 +284,6 @@ class ClosedLoop:
                     **self._common(), design_dir=it_dir / "design", iteration=k + 1,
                     acquire_per_target=c.acquire_per_target, seed=c.seed + 104729 * (k + 1),
                     source_run=f"loop/iter{k}"))
-        self._summarise()
-        return self.state
 
     def _finish(self, reason: str) -> None:
         log.info("loop finished: %s", reason)
@@ -306,6 +311,9 @@ class ClosedLoop:
                               "checkpoint": train["checkpoint"]})
             for step, loss in train["losses"]:
                 child.log_metrics({"train_loss": loss}, step=step)
+            if "dataset_digest" in train:  # (a loop resumed from before lineage was recorded has none)
+                child.log_dataset(train["dataset"], digest=train["dataset_digest"], name=Path(train["dataset"]).name,
+                                  rows=train["n_train"])
             child.log_metrics({m: v for m, v in row.items() if isinstance(v, (int, float)) and np.isfinite(v)})
             child.log_table(result.report, "validation_report")
             for p in pictures:

@@ -116,13 +116,18 @@ def write_json(obj: Any, path: Path) -> None:
 
 
 def open_dataset(params: StepParams, modality=None) -> DatasetStore:
+    """The step's dataset, created if missing. Its manifest records the modality's options
+    (e.g. a 16² grid), so that `genmat train/design --dataset` rebuild the same modality."""
     modality = modality or params.build_modality()
+    simulator = dict(modality.simulator_settings())
+    # an imported dataset names its own; a path option is kept as its string
+    simulator.setdefault("modality_options", json.loads(json.dumps(dict(params.modality_options), default=str)))
     return DatasetStore.create(
         params.dataset,
         modality=modality.name,
         schema=modality.schema,
         sample_shape=modality.sample_shape,
-        simulator=modality.simulator_settings(),
+        simulator=simulator,
         exist_ok=True,
     )
 
@@ -327,6 +332,8 @@ def train_step(p: TrainParams, progress: bool = True, callbacks=()) -> dict:
         "losses": result.losses,
         "seconds": result.seconds,
         "n_train": int(data[0].shape[0]),
+        "dataset": str(p.dataset),
+        "dataset_digest": store.digest,  # what was trained on (MLflow dataset lineage)
         "n_parameters": generator.n_parameters,
         "method": generator.config.method,
         **generator.diagnostics,  # e.g. the VAE's active units and KL per dimension

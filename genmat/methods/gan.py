@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
+from genmat import parallel
 from genmat.methods.base import Method
 from genmat.methods.vae import decode_prior
 from genmat.nn.embeddings import drop_fields
@@ -36,14 +37,14 @@ class GANLoss:
     def __call__(self, model: ConditionalGAN, batch, generator: torch.Generator | None = None) -> torch.Tensor:
         x, values, mask = batch[:3]
         mask = drop_fields(mask, self.cond_dropout, generator, self.cond_masks)
-        z = torch.randn((x.shape[0], *model.latent_shape(self.sample_shape)), generator=generator).to(x.device)
+        z = parallel.randn((x.shape[0], *model.latent_shape(self.sample_shape)), generator, x.device)
         fake = model.generator(z, values, mask)
         d = model.discriminator
         real = x.detach().requires_grad_(self.r1_gamma > 0)
         d_real = d(real, values, mask)
         loss_d = F.softplus(-d_real).mean() + F.softplus(d(fake.detach(), values, mask)).mean()
         if self.mismatch:
-            perm = torch.randperm(x.shape[0], generator=generator).to(x.device)
+            perm = parallel.randperm(x.shape[0], generator, x.device)
             loss_d = loss_d + self.mismatch * F.softplus(d(x[perm], values, mask)).mean()
         if self.r1_gamma:
             (grad,) = torch.autograd.grad(d_real.sum(), real, create_graph=True)

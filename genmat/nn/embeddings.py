@@ -7,6 +7,7 @@ import math
 import torch
 from torch import nn
 
+from genmat import parallel
 from genmat.errors import InputError
 
 
@@ -81,15 +82,15 @@ def drop_fields(mask: torch.Tensor, p: float, generator: torch.Generator | None 
     if scheme == "independent":
         if p <= 0:
             return mask
-        keep = torch.rand(mask.shape, generator=generator, device=mask.device) >= p
+        keep = parallel.rand(mask.shape, generator, mask.device) >= p
         return mask * keep.to(mask.dtype)
     b, f = mask.shape
     given = mask > 0
     n = given.sum(dim=1)
-    u = torch.rand(b, f, generator=generator, device=mask.device)
+    u = parallel.rand((b, f), generator, mask.device)
     u = torch.where(given, u, torch.full_like(u, 2.0))  # fields not given rank last
     rank = u.argsort(dim=1).argsort(dim=1)
-    k = (torch.rand(b, generator=generator, device=mask.device) * n).floor() + 1  # uniform on 1..n
+    k = (parallel.rand((b,), generator, mask.device) * n).floor() + 1  # uniform on 1..n
     keep = (rank < k[:, None]) & given
-    drop_all = torch.rand(b, generator=generator, device=mask.device) < p
+    drop_all = parallel.rand((b,), generator, mask.device) < p
     return mask * (keep & ~drop_all[:, None]).to(mask.dtype)

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genmat import parallel
 from genmat.nn.embeddings import ConditionEmbedding
 from genmat.nn.unet import DownPath, ResBlock, UNetConfig, _conv, position_features
 
@@ -99,6 +100,6 @@ class ConditionalVAE(nn.Module):
     def forward(self, x, values=None, mask=None, generator: torch.Generator | None = None):
         """(x̂, μ, log σ²) with the reparameterised sample z = μ + σ ⊙ ε."""
         mu, logvar = self.encode(x, values, mask)
-        eps = torch.randn(mu.shape, generator=generator, device="cpu").to(mu.device)
+        eps = parallel.randn(mu.shape, generator, mu.device)
         z = mu + (0.5 * logvar).exp() * eps
         return self.decode(z, values, mask), mu, logvar

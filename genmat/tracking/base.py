@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -121,6 +122,14 @@ class Tracker(Protocol):
         """Set run tags (values stringified)."""
         ...
 
+    def log_dataset(self, path: str | Path, *, digest: str, name: str, rows: int, context: str = "training") -> None:
+        """Record a dataset this run read (lineage): where it is, its content digest, its size."""
+        ...
+
+    def system_metrics(self) -> AbstractContextManager:
+        """Within the block, CPU, memory (and GPU, where there is one) utilisation are sampled onto the run."""
+        ...
+
     def log_model(
         self,
         checkpoint: Path,
@@ -177,6 +186,13 @@ class NullTracker:
 
     def set_description(self, text: str) -> None:
         """Do nothing."""
+
+    def log_dataset(self, path: str | Path, *, digest: str, name: str, rows: int, context: str = "training") -> None:
+        """Do nothing."""
+
+    def system_metrics(self) -> AbstractContextManager:
+        """Sample nothing."""
+        return nullcontext()
 
     def log_model(
         self,

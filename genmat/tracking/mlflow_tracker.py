@@ -335,6 +335,40 @@ class MlflowTracker:
         """Set the run description shown in MLflow's UI (tag ``mlflow.note.content``, Markdown)."""
         self._client.set_tag(self._id(), DESCRIPTION_TAG, text)
 
+    def log_dataset(self, path: str | Path, *, digest: str, name: str, rows: int, context: str = "training") -> None:
+        """Record a dataset this run read as an MLflow input (dataset lineage: the run's
+        "Datasets" in the UI, ``run.inputs.dataset_inputs`` in the API): its source is the
+        folder, its digest the store's content digest, its profile the number of rows."""
+        import json
+
+        from mlflow.data.sources import LocalArtifactDatasetSource
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+        from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+        source = LocalArtifactDatasetSource(str(Path(path).resolve()))
+        dataset = Dataset(name=name, digest=digest, source_type=source._get_source_type(), source=source.to_json(),
+                          profile=json.dumps({"num_rows": int(rows)}))
+        self._client.log_inputs(self._id(), datasets=[DatasetInput(dataset, [InputTag(MLFLOW_DATASET_CONTEXT, context)])])
+
+    @contextlib.contextmanager
+    def system_metrics(self) -> Iterator[None]:
+        """Within the block, MLflow's system-metrics monitor samples CPU, memory, disk,
+        network (and GPU where a driver answers) onto this run as ``system/*`` metrics —
+        every ``MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL`` seconds (MLflow's default 10).
+        ``MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING=false`` turns it off."""
+        if os.environ.get("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "true").strip().lower() in ("false", "0", "no"):
+            yield
+            return
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        interval = float(os.environ.get("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", 10))
+        monitor = SystemMetricsMonitor(self._id(), sampling_interval=interval, tracking_uri=self.tracking_uri)
+        monitor.start()
+        try:
+            yield
+        finally:
+            monitor.finish()
+
     def log_model(
         self,
         checkpoint: Path,

@@ -19,7 +19,10 @@ def loop_result(prefect_harness, tmp_path_factory):
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{wd / 'mlflow.db'}"
     from pipelines.flows import closed_loop
 
-    result = closed_loop(config=tiny_loop_config(wd / "run"), tracking=True)
+    with pytest.MonkeyPatch.context() as mp:  # MLflow's system-metrics monitor on, sampling fast
+        mp.setenv("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "true")
+        mp.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.5")
+        result = closed_loop(config=tiny_loop_config(wd / "run"), tracking=True)
     return wd, result
 
 
@@ -35,7 +38,14 @@ def test_closed_loop_flow_records_runs_metrics_and_model(loop_result, monkeypatc
     parent = client.get_run(result["mlflow_run_id"])
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert len(children) == len(result["history"]) == 2
+    assert len(runs) == 3  # the train subflows record into the iteration runs, not runs of their own
     assert "prefect.flow_run_id" in parent.data.tags
+    assert "system/cpu_utilization_percentage" in parent.data.metrics  # the loop host, while it ran
+    lineage = {}
+    for child in children:  # the dataset each iteration trained on: the feedback appended in between
+        (inp,) = child.inputs.dataset_inputs
+        lineage[child.data.params["iteration"]] = (inp.dataset.digest, inp.dataset.profile)
+    assert lineage["0"][0] != lineage["1"][0] and '"num_rows": 32' in lineage["0"][1]
     for child in children:
         assert "hit_rate" in child.data.metrics and "simulator_calls_total" in child.data.metrics
         history = client.get_metric_history(child.info.run_id, "train_loss")

@@ -256,3 +256,36 @@ def test_lower_is_better_champion(store: Store, tmp_path: Path, monkeypatch: pyt
     assert os.environ["MLFLOW_TRACKING_URI"] == other
     assert mlflow.get_tracking_uri() == other
     assert not (tmp_path / "other.db").exists()
+
+
+def test_dataset_lineage_is_an_input_of_the_run(store: Store, tmp_path: Path) -> None:
+    folder = tmp_path / "dataset"
+    folder.mkdir()
+    tracker = store.start("lineage")
+    tracker.log_dataset(folder, digest="0123456789abcdef", name="dataset", rows=48)
+    tracker.end()
+    (inp,) = store.client.get_run(tracker.run_id).inputs.dataset_inputs
+    assert (inp.dataset.name, inp.dataset.digest, inp.dataset.source_type) == ("dataset", "0123456789abcdef", "local")
+    assert str(folder.resolve()) in inp.dataset.source and '"num_rows": 48' in inp.dataset.profile
+    assert {t.key: t.value for t in inp.tags} == {"mlflow.data.context": "training"}
+
+
+def test_system_metrics_are_sampled_onto_the_run(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    monkeypatch.setenv("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "true")
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")
+    tracker = store.start("system metrics")
+    with tracker.system_metrics():
+        time.sleep(1.0)
+    tracker.end()
+    metrics = store.client.get_run(tracker.run_id).data.metrics
+    assert "system/cpu_utilization_percentage" in metrics and "system/system_memory_usage_megabytes" in metrics
+    assert 0 <= metrics["system/cpu_utilization_percentage"] <= 100
+
+    monkeypatch.setenv("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "false")  # MLflow's own switch turns it off
+    quiet = store.start("no system metrics")
+    with quiet.system_metrics():
+        time.sleep(0.5)
+    quiet.end()
+    assert not any(k.startswith("system/") for k in store.client.get_run(quiet.run_id).data.metrics)
