@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export MPLBACKEND := Agg
 export PREFECT_LOGGING_LEVEL ?= WARNING
 
-.PHONY: install demo demo-xrd demo-raman demo-grains test test-shuffled test-fast bench bench-design bench-guidance bench-masks bench-oracle bench-lab up down ui clean
+.PHONY: install demo demo-xrd demo-raman demo-grains test test-shuffled test-fast bench bench-design bench-guidance bench-masks bench-oracle bench-lab bench-gpu up down ui clean
 
 $(BIN)/genmat: pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -54,6 +54,10 @@ bench-masks: install  ## any-subset conditioning: one generator asked with each 
 
 bench-oracle: install  ## oracle throughput (256 grain maps) with 1 and 2 Dask worker processes, and the task runner's overhead per chunk (bench_results/oracle_scaling.*; ≈ 2 min on 2 cores)
 	$(BIN)/python -m benchmarks.oracle_scaling --out bench_results
+
+bench-gpu: install  ## on a CUDA machine: the CUDA smoke test, then training step time (32², 64², 128² micrographs, 1024-point spectra; fp32/bf16; torch.compile) and the oracle on GPU vs CPU (bench_results/gpu.*; < 8 min on one GPU)
+	$(BIN)/pytest -q -p no:cacheprovider tests/test_cuda_smoke.py
+	$(BIN)/python -m benchmarks.gpu --out bench_results
 
 bench-lab: install  ## the lab's own data: simulated micrographs imported as PNG + CSV, trained on, designed for, checked by the learned surrogate — and then by the real oracle (bench_results/lab_data.*; ≈ 5 min on 2 cores)
 	$(BIN)/python -m benchmarks.lab_data --out bench_results

@@ -26,7 +26,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
 PAGES = sorted([REPO / "README.md", *DOCS.glob("*.md"), *DOCS.glob("methods/*.md")])
-REQUIRED = ["architecture.md", "physics.md", "loop.md", "running.md", "methods.md"]
+REQUIRED = ["architecture.md", "physics.md", "loop.md", "running.md", "methods.md", "operations.md"]
 
 FENCE = re.compile(r"^(```|~~~)(\w*)[^\n]*\n(.*?)^\1[ \t]*$", re.S | re.M)
 LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
