@@ -102,10 +102,10 @@ class LoopConfig(Config):
     sampler: Optional[SamplerConfig] = None
     physics_guidance: float = Field(0.0, ge=0, description="physics-guidance scale of every design step (0 = off; "
                                     "a modality may default otherwise, in its loop_defaults)")
-    oracle_workers: int = Field(1, ge=1, description="Dask worker processes the initial simulation fans out to "
-                                "(chunks of 256; 1 = in this process)")
+    oracle_workers: int = Field(1, ge=1, description="Dask worker processes the initial simulation and the "
+                                "acquisitions fan out to (chunks of 256; 1 = in this process)")
     dask_address: Optional[str] = Field(None, description="an existing Dask scheduler for the initial simulation "
-                                        "(tcp://host:port) instead of a local cluster")
+                                        "and the acquisitions (tcp://host:port) instead of a local cluster")
     recipe_checks: int = Field(0, ge=0, description="fresh process seeds on which each hit design's recipe (the "
                                "recipe head's) is re-simulated after every design step (0 = off; oracle calls, counted)")
 
@@ -283,7 +283,7 @@ class ClosedLoop:
                 self._step(f"iter{k}/feedback", "feedback", FeedbackParams(
                     **self._common(), design_dir=it_dir / "design", iteration=k + 1,
                     acquire_per_target=c.acquire_per_target, seed=c.seed + 104729 * (k + 1),
-                    source_run=f"loop/iter{k}"))
+                    source_run=f"loop/iter{k}", workers=c.oracle_workers, dask_address=c.dask_address))
 
     def _finish(self, reason: str) -> None:
         log.info("loop finished: %s", reason)

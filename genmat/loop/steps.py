@@ -13,8 +13,9 @@ import contextlib
 import hashlib
 import json
 import logging
+import re
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import pandas as pd
@@ -108,6 +109,10 @@ class FeedbackParams(StepParams):
     acquire_per_target: int = Field(8, ge=0)
     seed: int = 0
     source_run: str = "loop"
+    # the acquisitions are simulated as SimulateParams' are: in chunks, optionally on Dask
+    chunk: int = Field(256, ge=1, description="acquired samples per commit")
+    workers: int = Field(1, ge=1, description="oracle processes for the acquisitions (> 1: a local Dask cluster)")
+    dask_address: Optional[str] = Field(None, description="an existing Dask scheduler for the acquisitions")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -186,24 +191,38 @@ def simulate_step(p: SimulateParams, progress: bool = True) -> dict:
     else:
         key = p.batch_key or f"simulate/seed{p.seed}/n{p.n}"
     n = len(processing) if processing is not None else p.n
+    if processing is None:
+        processing = lambda: modality.draw_processing(p.n, np.random.default_rng(p.seed))  # noqa: E731 (drawn if needed)
+    added, calls = simulate_into(store, modality, p, key, n, processing, seed=p.seed, iteration=p.iteration,
+                                 progress=progress)
+    return {"added": added, "total": len(store), "batch_key": key, "simulator_calls": calls}
+
+
+def simulate_into(store: DatasetStore, modality, p: StepParams, key: str, n: int,
+                  processing: pd.DataFrame | Callable[[], pd.DataFrame], *, seed: int, iteration: int,
+                  progress: bool = True) -> tuple[int, int]:
+    """Simulate the n rows of ``processing`` (a frame, or a function making it when any row
+    is missing) into ``store`` under batch key ``key``, ``p.chunk`` rows per commit, on
+    ``p.workers`` Dask workers or the scheduler at ``p.dask_address``. Rows a committed
+    chunk covers are not simulated again; a chunk's noise comes from ``seed`` and its first
+    row. Returns (rows added now, rows of ``key`` in the store = the step's oracle calls)."""
     done = _committed_rows(store, key, n)
     todo = _chunks(_uncovered(done, n), p.chunk)
-    if todo and processing is None:
-        processing = modality.draw_processing(p.n, np.random.default_rng(p.seed))
+    if todo and callable(processing):
+        processing = processing()
     added = 0
     jobs = [(lo, hi, processing.iloc[lo:hi].reset_index(drop=True),
-             p.seed if lo == 0 else int(np.random.SeedSequence([p.seed, lo]).generate_state(1)[0])) for lo, hi in todo]
+             seed if lo == 0 else int(np.random.SeedSequence([seed, lo]).generate_state(1)[0])) for lo, hi in todo]
     with oracle_pool(p.workers if len(jobs) > 1 else 1, p.dask_address) as pool:
         for i, (lo, hi, samples, rows) in enumerate(_run_chunks(pool, modality, p, jobs, progress)):
             if len(todo) > 1 or done:
                 log.info("simulated rows %d-%d of %d (chunk %d of %d)", lo, hi, n, i + 1, len(todo))
             chunk_key = key if (lo, hi) == (0, n) else f"{key}/rows{lo}-{hi}"
-            added += len(store.append(samples, rows, provenance="simulated", iteration=p.iteration,
+            added += len(store.append(samples, rows, provenance="simulated", iteration=iteration,
                                       source_run=p.source_run, batch_key=chunk_key))
     if not todo:
-        log.info("dataset %s already holds batch %r; nothing simulated", p.dataset, key)
-    calls = sum(hi - lo for lo, hi in _committed_rows(store, key, n))
-    return {"added": added, "total": len(store), "batch_key": key, "simulator_calls": calls}
+        log.info("dataset %s already holds batch %r; nothing simulated", store.path, key)
+    return added, sum(hi - lo for lo, hi in _committed_rows(store, key, n))
 
 
 @contextlib.contextmanager
@@ -495,16 +514,17 @@ def feedback_step(p: FeedbackParams, progress: bool = True) -> dict:
     else:  # the target's returned design missed
         missed = result.designs.loc[~result.designs["hit"].astype(bool), "target_id"]
     key = f"iter{p.iteration}/acquire"
-    if len(missed) and p.acquire_per_target and not store.has_batch(key):
+    if len(missed) and p.acquire_per_target:
         targets = rep.drop_duplicates("target_id").set_index("target_id").loc[missed]
         targets = targets[[c for c in targets.columns if c.startswith("target_")]]
         targets.columns = [c[len("target_"):] for c in targets.columns]
-        processing = acquire_near(targets, store.table(), modality, n_per_target=p.acquire_per_target,
+        table = store.table()
+        mine = table["batch_key"].astype(str).str.match(rf"{re.escape(key)}(/rows\d+-\d+)?$")
+        # chosen from the data without this step's own acquisitions: a resumed step chooses the same rows
+        processing = acquire_near(targets, table[~mine], modality, n_per_target=p.acquire_per_target,
                                   rng=np.random.default_rng(p.seed))
-        samples, rows = modality.simulate(processing, seed=p.seed, progress=progress)
-        store.append(samples, rows, provenance="simulated", iteration=p.iteration, source_run=p.source_run,
-                     batch_key=key)
-        counts["acquired"] = len(rows)
-        counts["simulator_calls"] = len(rows)
+        added, calls = simulate_into(store, modality, p, key, len(processing), processing, seed=p.seed,
+                                     iteration=p.iteration, progress=progress)
+        counts["acquired"], counts["simulator_calls"] = added, calls
     counts["total"] = len(store)
     return counts

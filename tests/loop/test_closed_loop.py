@@ -173,3 +173,34 @@ def test_a_design_task_runs_through_the_loop_with_its_targets_and_tolerances(tmp
     tight, default = mod.simulator_checks(x, off), get_modality("spinodal", grid=16).simulator_checks(x, off)
     assert bool(tight["E_pass"][0]) and not bool(tight["k_pass"][0])  # 2 % and 0.5 %
     assert bool(default["E_pass"][0]) and bool(default["k_pass"][0])  # 5 % and 5 %
+
+
+@pytest.mark.slow
+def test_acquisitions_fan_out_in_chunks_and_give_the_same_data(finished_loop, tmp_path):
+    """The feedback step's acquisitions go through the oracle's chunked path: 2 rows a
+    chunk on 2 Dask workers give the rows one process simulates chunk by chunk (chunks are
+    seeded by their first row); run again, nothing is simulated twice and the step still
+    counts its oracle calls."""
+    import shutil
+
+    import numpy as np
+
+    from genmat.loop.steps import FeedbackParams, feedback_step
+
+    wd, _, _ = finished_loop
+    out = {}
+    for name, extra in (("one", {"chunk": 2}), ("fanned", {"workers": 2, "chunk": 2})):
+        shutil.copytree(wd / "dataset", tmp_path / name)
+        params = FeedbackParams(modality="spinodal", modality_options={"grid": 16}, dataset=tmp_path / name,
+                                design_dir=wd / "iter_00" / "design", iteration=7, acquire_per_target=3, seed=11,
+                                **extra)
+        counts = feedback_step(params, progress=False)
+        again = feedback_step(params, progress=False)
+        assert counts["acquired"] == counts["simulator_calls"] > 0
+        assert again["acquired"] == 0 and again["simulator_calls"] == counts["simulator_calls"]
+        store = DatasetStore.open(tmp_path / name)
+        table = store.table()
+        new = table["batch_key"].str.startswith("iter7/acquire").to_numpy()
+        out[name] = (store.load()[new], table.loc[new].drop(columns=["batch_key", "created_at"], errors="ignore"))
+    np.testing.assert_array_equal(out["one"][0], out["fanned"][0])
+    assert out["one"][1].reset_index(drop=True).equals(out["fanned"][1].reset_index(drop=True))
