@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export MPLBACKEND := Agg
 export PREFECT_LOGGING_LEVEL ?= WARNING
 
-.PHONY: install demo demo-xrd demo-raman demo-grains test test-shuffled test-fast bench bench-design bench-guidance bench-masks bench-oracle bench-lab bench-gpu up down ui clean
+.PHONY: install demo demo-xrd demo-raman demo-grains demo-eels test test-shuffled test-fast bench bench-design bench-guidance bench-masks bench-oracle bench-lab bench-gpu up down ui clean
 
 $(BIN)/genmat: pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -29,6 +29,9 @@ demo-raman: install  ## the closed loop on Raman spectra
 
 demo-grains: install  ## the closed loop on grain maps from cooling rate and hold (≈ 22 min on 2 cores; docs/grains.md)
 	$(BIN)/genmat loop --modality grains --workdir runs/grains --iterations 3
+
+demo-eels: install  ## the closed loop on core-loss EELS spectra with their low loss (composition and t/λ; docs/eels.md)
+	$(BIN)/genmat loop --modality eels --workdir runs/eels
 
 test: install  ## the whole test suite
 	$(BIN)/pytest -q --durations=15

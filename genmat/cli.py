@@ -68,7 +68,7 @@ def _parse_fields(pairs: List[str]) -> dict[str, float]:
 # the CLI starts without loading every simulator
 DEFAULT_MODALITY = "spinodal"
 MODALITY_HELP = ("modality: spinodal (two-phase micrographs), grains (grain maps from cooling rate), xrd or "
-                 "raman (spectra), imported (a dataset from `genmat import`), or an installed plug-in (genmat "
+                 "raman (spectra), eels (core-loss EELS with its low loss), imported (a dataset from `genmat import`), or an installed plug-in (genmat "
                  "modalities lists them)")
 
 

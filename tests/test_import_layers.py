@@ -42,7 +42,10 @@ ONLY_FROM: dict[str, tuple[str, ...]] = {
     "gpytorch": ("genmat.loop.screening", "genmat.baselines"),
     "distributed": ("genmat.loop.steps",),  # the oracle's fan-out (simulate_step)
     "dask": ("genmat.loop.steps",),
-    "torch.distributed": ("genmat.parallel",),  # data-parallel training: one module joins torchrun's group
+    "torch.distributed": ("genmat.parallel",),
+    # HyperSpy's EELS package: the EELS oracle and its validators
+    "exspy": ("genmat.sim.eels", "genmat.validate.eels"),
+    "hyperspy": ("genmat.sim.eels", "genmat.validate.eels"),  # data-parallel training: one module joins torchrun's group
     # genmat never imports pipelines, except genmat/cli.py: the application edge
     # that starts flows (documented exception).
     "pipelines": ("pipelines", "genmat.cli"),

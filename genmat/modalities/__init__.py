@@ -22,6 +22,7 @@ from typing import Callable
 
 from genmat.errors import InputError
 from genmat.modalities.base import REQUIRED, Modality, ModalityBase, missing_members
+from genmat.modalities.eels import EELSModality, EELSModalityConfig
 from genmat.modalities.grains import GrainModality, GrainModalityConfig
 from genmat.modalities.imported import ImportedModality, import_folder
 from genmat.modalities.spectrum import SpectrumConfig, SpectrumModality, raman, xrd
@@ -32,7 +33,8 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "genmat.modalities"
 DEFAULT_MODALITY = "spinodal"
 BUILTIN: dict[str, Callable[..., Modality]] = {"spinodal": SpinodalModality, "xrd": xrd, "raman": raman,
-                                               "grains": GrainModality, "imported": ImportedModality}
+                                               "grains": GrainModality, "eels": EELSModality,
+                                               "imported": ImportedModality}
 MODALITIES = BUILTIN  # the built-in ones (plug-ins: modality_names())
 
 
@@ -118,7 +120,7 @@ def get_task(name: str):
     return tasks[name]
 
 
-__all__ = ["BUILTIN", "DEFAULT_MODALITY", "ENTRY_POINT_GROUP", "GrainModality", "GrainModalityConfig", "MODALITIES",
+__all__ = ["BUILTIN", "DEFAULT_MODALITY", "ENTRY_POINT_GROUP", "EELSModality", "EELSModalityConfig", "GrainModality", "GrainModalityConfig", "MODALITIES",
            "ImportedModality", "REQUIRED", "Modality", "ModalityBase",
            "SpectrumConfig", "SpectrumModality", "SpinodalConfig", "SpinodalModality", "design_tasks", "get_modality",
            "get_task", "import_folder", "missing_members", "modality_names", "modality_of_dataset"]

@@ -361,6 +361,7 @@ class MlflowTracker:
             return
         from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
+        logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # no start/stop lines on the console
         interval = float(os.environ.get("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", 10))
         monitor = SystemMetricsMonitor(self._id(), sampling_interval=interval, tracking_uri=self.tracking_uri)
         monitor.start()
