@@ -210,6 +210,55 @@ def adjacency(labels: np.ndarray) -> np.ndarray:
     return np.unique(p, axis=0) if len(p) else p.reshape(0, 2)
 
 
+def triple_junction_angles(labels: np.ndarray, radius: float = 6.0) -> tuple[np.ndarray, np.ndarray]:
+    """(angles (J, 3) in degrees, summing to 360 per row; junction centres (J, 2) as (y, x))
+    at the J triple junctions of a periodic label
+    map: a junction is a 2×2 block holding three grains; each boundary's direction is the
+    mean offset, from the junction, of the pixels along that pair's boundary within
+    ``radius`` (beyond 1.5 px, where the pixel grid decides); a grain's angle is the sector
+    between its two boundaries. Isotropic boundary energy pulls them to 120° (Herring)."""
+    lab = np.asarray(labels)
+    h, w = lab.shape
+    blocks = np.stack([lab, np.roll(lab, -1, 0), np.roll(lab, -1, 1), np.roll(np.roll(lab, -1, 0), -1, 1)], -1)
+    srt = np.sort(blocks, -1)
+    distinct = 1 + (np.diff(srt, axis=-1) != 0).sum(-1)
+    # boundary pixels of each pair: a pixel whose right or lower neighbour belongs to another grain
+    edges = []
+    for axis in (0, 1):
+        other = np.roll(lab, -1, axis=axis)
+        yy, xx = np.nonzero(lab != other)
+        off = (0.5, 0.0) if axis == 0 else (0.0, 0.5)
+        pair = np.sort(np.stack([lab[yy, xx], other[yy, xx]], 1), 1)
+        edges.append((yy + off[0], xx + off[1], pair))
+    ey = np.concatenate([e[0] for e in edges])
+    ex = np.concatenate([e[1] for e in edges])
+    ep = np.concatenate([e[2] for e in edges])
+    angles, centres, seen = [], [], set()
+    for i, j in zip(*np.nonzero(distinct == 3)):
+        trio = tuple(np.unique(blocks[i, j]))
+        key = (trio, int(i) // 3, int(j) // 3)
+        if key in seen:
+            continue
+        seen.add(key)
+        cy, cx = i + 0.5, j + 0.5
+        dy = (ey - cy + h / 2) % h - h / 2
+        dx = (ex - cx + w / 2) % w - w / 2
+        dist = np.hypot(dy, dx)
+        near = (dist <= radius) & (dist >= 1.5)
+        directions = []
+        for a, b in ((trio[0], trio[1]), (trio[1], trio[2]), (trio[0], trio[2])):
+            m = near & (ep[:, 0] == a) & (ep[:, 1] == b)
+            if m.sum() < 2:
+                break
+            directions.append(np.arctan2(dy[m].mean(), dx[m].mean()))
+        if len(directions) < 3:
+            continue
+        phi = np.sort(np.mod(directions, 2 * np.pi))
+        angles.append(np.degrees(np.diff(np.append(phi, phi[0] + 2 * np.pi))))
+        centres.append((cy, cx))
+    return np.asarray(angles).reshape(-1, 3), np.asarray(centres, dtype=float).reshape(-1, 2)
+
+
 def assign_orientations(labels: np.ndarray, rng: np.random.Generator, min_misorientation_deg: float = 15.0,
                         max_rounds: int = 200) -> np.ndarray:
     """θ ∈ [0, π) per label (indexable by label), uniform, redrawn while any neighbour lies

@@ -150,3 +150,27 @@ def test_potts_growth_is_near_parabolic_and_follows_von_neumann_mullins():
     assert slope > 0
     assert 5.0 <= -intercept / slope <= 7.0  # the growth rate changes sign near six sides
     assert dA[sides <= 4].mean() < 0 < dA[sides >= 8].mean()
+
+
+def test_triple_junction_angles_are_measured_and_relax_towards_120_degrees():
+    """Three sectors meeting at known angles are measured to within 2°; Potts growth
+    (isotropic boundary energy) pulls the junction angles of a Poisson–Voronoi structure
+    towards Herring's 120°: their spread narrows (measured: std 26.7° → 18.8°, median
+    |θ − 120°| 18.9° → 12.8°, 128² maps, 3 seeds)."""
+    n = 64
+    yy, xx = np.mgrid[0:n, 0:n] + 0.5
+    phi = np.degrees(np.arctan2(yy - 32, xx - 32)) % 360
+    sectors = np.where(phi < 100, 1, np.where(phi < 220, 2, 3))
+    angles, centres = g.triple_junction_angles(sectors)
+    centre = np.argmin(np.hypot(centres[:, 0] - 32, centres[:, 1] - 32))
+    np.testing.assert_allclose(np.sort(angles[centre]), [100, 120, 140], atol=2.0)
+    np.testing.assert_allclose(angles.sum(1), 360)
+
+    grid, lam = 128, 150 / 128 ** 2
+    labels = torch.from_numpy(np.stack([_voronoi(lam, grid, s)[0] for s in range(3)]))
+    annealed = g.potts_anneal(labels, np.full(3, 200), 0.5, seed=1)
+    before = np.concatenate([g.triple_junction_angles(x.numpy())[0].ravel() for x in labels])
+    after = np.concatenate([g.triple_junction_angles(x.numpy())[0].ravel() for x in annealed])
+    assert len(before) > 600 and len(after) > 600
+    assert after.std() < 0.8 * before.std()
+    assert np.median(np.abs(after - 120)) < min(15.0, np.median(np.abs(before - 120)) - 3)
