@@ -20,7 +20,7 @@ from genmat.train import TrainConfig
 SETTINGS_SUFFIXES = ("Config", "Settings", "Params")
 # physics parameters of one oracle, passed as a modality's options (genmat.modalities.base.configured)
 PHYSICS_DATACLASSES = {"SpinodalConfig", "GrainModalityConfig", "SpectrumConfig", "CahnHilliardConfig",
-                       "GrainConfig", "NoveltyConfig", "XRDConfig", "RamanConfig"}
+                       "GrainConfig", "NoveltyConfig", "XRDConfig", "RamanConfig", "EELSConfig", "EELSModalityConfig"}
 
 
 def _genmat_classes():

@@ -36,10 +36,10 @@ def _worker(pool: str, env: dict, cwd, *, once: bool):
 
 
 def _stop(worker: subprocess.Popen) -> None:
-    """Ctrl-C to the worker's process group (a worker may sit out SIGTERM), SIGKILL after 20 s."""
+    """Ctrl-C to the worker's process group (a worker may sit out SIGTERM), SIGKILL after 10 s."""
     os.killpg(worker.pid, signal.SIGINT)
     try:
-        worker.wait(timeout=20)
+        worker.wait(timeout=10)
     except subprocess.TimeoutExpired:
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait(timeout=20)
