@@ -208,6 +208,12 @@ def train(
     from genmat import parallel
 
     if nproc_per_node > 1 and not parallel.launched():
+        import torch
+
+        on_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+        if on_cuda and (":" in device or nproc_per_node > torch.cuda.device_count()):
+            raise UsageError(f"--nproc-per-node = {nproc_per_node} on CUDA needs one GPU per process and a bare "
+                             f"--device cuda (found {torch.cuda.device_count()} GPU(s), --device {device})")
         if batch_size % nproc_per_node:
             raise UsageError(f"--batch-size = {batch_size} is not divisible by --nproc-per-node = {nproc_per_node} "
                              f"(allowed: a multiple of {nproc_per_node})")

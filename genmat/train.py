@@ -127,8 +127,12 @@ def train(
     Data-parallel under torchrun (:mod:`genmat.parallel`): every process draws the same
     global minibatch of ``batch_size`` rows and computes its block of it; gradients and the
     loss are averaged in one all-reduce per step; rank 0 alone writes checkpoints, reports
-    to ``callbacks`` and shows progress. The trajectory is the single-process one (to
-    float rounding), so a run may resume with another process count.
+    to ``callbacks`` and shows progress. For objectives that are means over the batch and
+    draw through :mod:`genmat.parallel` (diffusion, VAE, normalising flow: tested) the
+    trajectory is the single-process one, to float rounding, so a run may resume with
+    another process count. Not exactly so for the GAN (per-block mismatch permutation), the
+    property regressor's loss (normalised per block by its given fields) and dropout (per
+    rank): deterministic, but not the one-process numbers.
     """
     device = resolve_device(config.device)
     shard = parallel.init(device)

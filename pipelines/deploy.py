@@ -61,6 +61,10 @@ def deploy(pool: str, *, gpu_pool: str | None = None, gpu_concurrency: int = 1, 
     from prefect import Flow
     from prefect.client.orchestration import get_client
 
+    if gpu_pool is not None and gpu_pool == pool:
+        raise InputError(f"gpu_pool = {gpu_pool!r} is the CPU pool too: the loop would hold the GPU pool's only slot "
+                         "while it waits for its own train step", field="gpu_pool", value=gpu_pool,
+                         allowed=f"a pool other than {pool!r}")
     if not os.environ.get("PREFECT_API_URL"):
         raise ServiceError("genmat deploy needs a Prefect server: set PREFECT_API_URL (genmat up starts one; "
                            "Prefect's temporary server forgets deployments when the command exits)")

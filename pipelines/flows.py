@@ -173,9 +173,22 @@ def remote_runner(remote: set[str]):
         if not flow_run.state.is_completed():
             raise ServiceError(f"the {name} step's flow run {flow_run.name} ({flow_run.id}) on deployment "
                                f"{deployment} ended {flow_run.state.type.value}: {flow_run.state.message or ''}")
+        output = _remote_output(name, params)
+        if output is not None and not output.exists():  # the worker wrote elsewhere: do not redo its work here
+            raise ServiceError(f"the {name} step's flow run {flow_run.name} completed, but its output {output} is "
+                               "not here: the working folder must be the same path on both hosts (shared storage)")
         return direct_runner(name, params)  # reads back what the worker wrote
 
     return run
+
+
+def _remote_output(name: str, params) -> Optional[Path]:
+    """What a remote step leaves in the shared folder, for the loop to find."""
+    if name == "train":
+        return Path(params.checkpoint)
+    if name == "design":
+        return Path(params.out_dir) / "metrics.json"
+    return Path(params.dataset) / "manifest.json" if name == "simulate" else None
 
 
 def _prefect_tags() -> dict[str, str]:
@@ -215,6 +228,8 @@ def closed_loop(
         stamp = datetime.now(timezone.utc).strftime("run-%Y%m%dT%H%M%SZ")
         config = config.replace(workdir=config.workdir / stamp)
     runner = remote_runner(set(remote_steps or ()))  # unknown steps refused before anything is written
+    if remote_steps:  # the workers start in another folder: the paths they are given are absolute
+        config = config.replace(workdir=config.workdir.absolute())
     tracker = open_tracker(config, enabled=tracking, experiment=experiment, tags=_prefect_tags())
     status = "FAILED"
     try:

@@ -336,6 +336,7 @@ def train_step(p: TrainParams, progress: bool = True, callbacks=()) -> dict:
     modality = p.build_modality()
     store = open_dataset(p, modality)
     generator = Generator(p.generator, modality.schema, modality.sample_shape, device=p.train.device)
+    digest = store.digest  # before reading: what these tensors are, even if another writer appends meanwhile
     data = _training_tensors(store, modality)
     penalty = modality.physics_penalty if p.generator.penalties else None
     offered = tuple(modality.penalty_terms)
@@ -352,7 +353,7 @@ def train_step(p: TrainParams, progress: bool = True, callbacks=()) -> dict:
         "seconds": result.seconds,
         "n_train": int(data[0].shape[0]),
         "dataset": str(p.dataset),
-        "dataset_digest": store.digest,  # what was trained on (MLflow dataset lineage)
+        "dataset_digest": digest,  # what was trained on (MLflow dataset lineage)
         "n_parameters": generator.n_parameters,
         "method": generator.config.method,
         **generator.diagnostics,  # e.g. the VAE's active units and KL per dimension

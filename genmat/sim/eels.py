@@ -136,6 +136,8 @@ def edge_cross_sections(config: EELSConfig = EELSConfig()) -> tuple[np.ndarray, 
 def _ssd_axis(config: EELSConfig) -> EnergyAxis:
     core, low = config.core_loss_axis, config.low_loss_axis
     k = int(round((config.kernel_eV - low.offset) / low.scale))  # kernel channels
+    if not 1 <= k <= low.n:
+        raise SimInputError("kernel_eV", config.kernel_eV, f"inside the low-loss axis ({low.x[0]:g}…{low.x[-1]:g} eV)")
     start = core.offset - (low.offset + (k - 1) * low.scale)
     return EnergyAxis(start, core.scale, core.n + k - 1)
 

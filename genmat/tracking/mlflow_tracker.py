@@ -363,7 +363,9 @@ class MlflowTracker:
 
         logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # no start/stop lines on the console
         interval = float(os.environ.get("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", 10))
-        monitor = SystemMetricsMonitor(self._id(), sampling_interval=interval, tracking_uri=self.tracking_uri)
+        # resume_logging: a resumed loop attaches to its run again; its samples continue the steps
+        monitor = SystemMetricsMonitor(self._id(), sampling_interval=interval, tracking_uri=self.tracking_uri,
+                                       resume_logging=True)
         monitor.start()
         try:
             yield

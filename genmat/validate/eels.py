@@ -197,8 +197,9 @@ def eels_simulator_check(counts, targets: pd.DataFrame, config: EELSConfig = EEL
     out = got.add_prefix("sim_")
     fields = [fraction_field(el) for el in config.elements]
     tgt = targets.reindex(columns=[*fields, "t_lambda"]).to_numpy(float)
-    err = np.abs(out[[f"sim_{f}" for f in fields]].to_numpy(float) - tgt[:, :-1])
     given = np.isfinite(tgt[:, :-1])
+    err = np.abs(out[[f"sim_{f}" for f in fields]].to_numpy(float) - tgt[:, :-1])
+    err = np.where(given & np.isnan(err), np.inf, err)  # no edge fitted at all: as far off as can be
     out["fraction_abs_err"] = np.where(given.any(1), np.nanmax(np.where(given, err, -np.inf), 1), np.nan)
     out["t_lambda_abs_err"] = np.abs(out["sim_t_lambda"] - tgt[:, -1])
     out["n_targets"] = given.sum(1) + np.isfinite(tgt[:, -1])

@@ -154,3 +154,7 @@ def test_nproc_per_node_needs_a_batch_that_splits(tmp_path):
                           "--nproc-per-node", "2"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert out.returncode == 2
     assert "--batch-size = 9 is not divisible by --nproc-per-node = 2" in out.stderr
+    if not torch.cuda.is_available():  # two processes on CUDA need two GPUs
+        out = subprocess.run([sys.executable, "-m", "genmat", "train", "--dataset", str(tmp_path), "--device", "cuda",
+                              "--nproc-per-node", "2"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+        assert out.returncode == 2 and "needs one GPU per process" in out.stderr
