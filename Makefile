@@ -30,7 +30,7 @@ demo-raman: install  ## the closed loop on Raman spectra
 demo-grains: install  ## the closed loop on grain maps from cooling rate and hold (≈ 22 min on 2 cores; docs/grains.md)
 	$(BIN)/genmat loop --modality grains --workdir runs/grains --iterations 3
 
-demo-eels: install  ## the closed loop on core-loss EELS spectra with their low loss (composition and t/λ; docs/eels.md)
+demo-eels: install  ## the closed loop on core-loss EELS spectra with their low loss (composition and t/λ; ≈ 20 min on 2 cores; docs/eels.md)
 	$(BIN)/genmat loop --modality eels --workdir runs/eels
 
 test: install  ## the whole test suite
