@@ -160,8 +160,9 @@ def test_loop_md_has_a_row_per_loopconfig_field():
     assert not missing, f"docs/loop.md's LoopConfig table lacks rows for: {missing}"
 
 
-def test_example_design_script_help_exits_zero():
-    script = DOCS / "examples" / "design_script.py"
-    out = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120)
+@pytest.mark.parametrize("script, needle", [("design_script.py", "checkpoint"), ("eels_baselines.py", "workdir")])
+def test_example_scripts_help_exits_zero(script, needle):
+    out = subprocess.run([sys.executable, str(DOCS / "examples" / script), "--help"], capture_output=True, text=True,
+                         timeout=120)
     assert out.returncode == 0, out.stderr
-    assert "checkpoint" in out.stdout
+    assert needle in out.stdout
