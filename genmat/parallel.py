@@ -103,10 +103,8 @@ def randperm(n: int, generator: torch.Generator | None = None, device=None) -> t
     """A random permutation of this process's n batch rows. With several processes it is
     the order of this block's keys in a global draw (the generator stays in step), not a
     block of the single-process permutation, which would point into other blocks."""
-    if _CURRENT.get().world == 1:
-        home = generator.device if generator is not None else torch.device("cpu")
-        out = torch.randperm(int(n), generator=generator, device=home)
-        return out if device is None else out.to(device)
+    if _CURRENT.get().world == 1:  # torch's own permutation: one process draws what it always drew
+        return _draw(lambda shape, **kw: torch.randperm(shape[0], **kw), (n,), generator, device)
     return rand((n,), generator, device).argsort()
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from genmat.conditions import ConditionSchema
+from genmat.conditions import ConditionError, ConditionSchema
 from genmat.errors import InputError
 from genmat.validate import NoveltyConfig
 
@@ -139,6 +139,45 @@ def arrhenius_anneal(work: np.ndarray, prefactor: float, q_over_r: float, temper
     T[moved] = q_over_r / np.log(prefactor * t_end[moved] / work[moved])
     T = np.clip(T, T_lo, T_hi)
     return T, np.clip(work / rate(T), t_lo, t_hi)
+
+
+def simplex_feasibility(fractions: Sequence[str], tol: float, noun: str):
+    """A schema feasibility check for fraction fields that form a simplex: they sum to
+    1 ± ``tol`` when all are given, to at most 1 + ``tol`` when some are (``noun``: e.g.
+    "phase fractions", named in the error)."""
+    fractions = tuple(fractions)
+
+    def feasible(cond: dict[str, float]) -> None:
+        given = [cond[f] for f in fractions if f in cond]
+        if not given:
+            return
+        total = float(sum(given))
+        if len(given) == len(fractions) and abs(total - 1) > tol:
+            raise ConditionError(" + ".join(fractions), total, f"1 ± {tol:g} ({noun} sum to 1)",
+                                 f"is the sum of the {noun}; it must be")
+        if total > 1 + tol:
+            raise ConditionError(" + ".join(f for f in fractions if f in cond), total, f"≤ 1 + {tol:g}",
+                                 f"is the sum of the given {noun}; it must be")
+
+    return feasible
+
+
+def draw_simplex(n: int, k: int, absent_probability: float, rng: np.random.Generator) -> np.ndarray:
+    """n points (n, k) of a simplex: each part absent with ``absent_probability`` (at least
+    one present), the present ones Dirichlet(1)-distributed."""
+    present = rng.random((n, k)) >= absent_probability
+    present[~present.any(1), rng.integers(0, k, size=int((~present.any(1)).sum()))] = True
+    g = rng.gamma(1.0, size=(n, k)) * present
+    return g / g.sum(1, keepdims=True)
+
+
+def jitter_simplex(f: np.ndarray, rng: np.random.Generator, scale: float) -> np.ndarray:
+    """Neighbours of simplex points (n, k): the present parts jittered by N(0, scale),
+    clipped at 0 and renormalised; absent parts stay absent (a point jittered to nothing
+    stays where it was)."""
+    jittered = np.clip(f + rng.normal(0, scale, f.shape) * (f > 0), 0, None)
+    f = np.where(jittered.sum(1, keepdims=True) > 0, jittered, f)
+    return f / f.sum(1, keepdims=True)
 
 
 def sample_grid(n: int, ncols: int, cell: tuple[float, float]):

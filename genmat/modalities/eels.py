@@ -20,8 +20,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from genmat.conditions import ConditionError, ConditionSchema, Field
-from genmat.modalities.base import ModalityBase, configured, sample_grid
+from genmat.conditions import ConditionSchema, Field
+from genmat.modalities.base import (
+    ModalityBase,
+    configured,
+    draw_simplex,
+    jitter_simplex,
+    sample_grid,
+    simplex_feasibility,
+)
 from genmat.sim.eels import EELS_ELEMENTS, EELSConfig, edge_onsets, simulate_eels
 from genmat.validate import NoveltyConfig
 from genmat.validate.eels import (
@@ -51,29 +58,14 @@ class EELSModalityConfig:
 
 
 def _schema(config: EELSModalityConfig) -> ConditionSchema:
-    elements = config.physics.elements
-    fractions = tuple(fraction_field(el) for el in elements)
-    tol = config.sum_tolerance
-
-    def feasible(cond: dict[str, float]) -> None:
-        """Atomic fractions form a simplex: they sum to 1 (all given) or at most 1 (some given)."""
-        given = [cond[f] for f in fractions if f in cond]
-        if not given:
-            return
-        total = float(sum(given))
-        if len(given) == len(fractions) and abs(total - 1) > tol:
-            raise ConditionError(" + ".join(fractions), total, f"1 ± {tol:g} (atomic fractions sum to 1)",
-                                 "is the sum of the atomic fractions; it must be")
-        if total > 1 + tol:
-            raise ConditionError(" + ".join(f for f in fractions if f in cond), total, f"≤ 1 + {tol:g}",
-                                 "is the sum of the given atomic fractions; it must be")
-
     return ConditionSchema(
         fields=(
-            *(Field(fraction_field(el), "", 0.0, 1.0, "composition", f"atomic fraction of {el}") for el in elements),
+            *(Field(fraction_field(el), "", 0.0, 1.0, "composition", f"atomic fraction of {el}")
+              for el in config.physics.elements),
             Field("t_lambda", "", *config.t_range, "processing", "specimen thickness t/λ (inelastic mean free path)"),
         ),
-        feasibility=feasible,
+        feasibility=simplex_feasibility([fraction_field(el) for el in config.physics.elements], config.sum_tolerance,
+                                        "atomic fractions"),
     )
 
 
@@ -131,11 +123,8 @@ class EELSModality(ModalityBase):
     def draw_processing(self, n: int, rng: np.random.Generator) -> pd.DataFrame:
         """Specimens: each element absent with ``absent_probability`` (at least one present),
         the present ones Dirichlet(1)-distributed; t/λ uniform."""
-        k = len(self.elements)
-        present = rng.random((n, k)) >= self.config.absent_probability
-        present[~present.any(1), rng.integers(0, k, size=int((~present.any(1)).sum()))] = True
-        g = rng.gamma(1.0, size=(n, k)) * present
-        frame = pd.DataFrame(g / g.sum(1, keepdims=True), columns=list(self.fraction_fields))
+        frac = draw_simplex(n, len(self.elements), self.config.absent_probability, rng)
+        frame = pd.DataFrame(frac, columns=list(self.fraction_fields))
         frame["t_lambda"] = rng.uniform(*self.config.t_range, size=n)
         return frame
 
@@ -143,11 +132,7 @@ class EELSModality(ModalityBase):
         """Neighbouring specimens: fractions jittered on the simplex (absent elements stay
         absent), t/λ jittered by ``scale`` × its range and clipped."""
         out = conditions[list(self.target_fields)].copy().reset_index(drop=True)
-        cols = list(self.fraction_fields)
-        f = out[cols].to_numpy(float)
-        jittered = np.clip(f + rng.normal(0, scale, f.shape) * (f > 0), 0, None)
-        f = np.where(jittered.sum(1, keepdims=True) > 0, jittered, f)
-        out[cols] = f / f.sum(1, keepdims=True)
+        out[list(self.fraction_fields)] = jitter_simplex(out[list(self.fraction_fields)].to_numpy(float), rng, scale)
         out[["t_lambda"]] = self.schema.jitter(out[["t_lambda"]], rng, scale)
         return out
 

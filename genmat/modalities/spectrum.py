@@ -21,9 +21,9 @@ import pandas as pd
 import torch
 
 from genmat import sim
-from genmat.conditions import ConditionError, ConditionSchema, Field
+from genmat.conditions import ConditionSchema, Field
 from genmat.errors import InputError
-from genmat.modalities.base import ModalityBase, sample_grid
+from genmat.modalities.base import ModalityBase, draw_simplex, jitter_simplex, sample_grid, simplex_feasibility
 from genmat.validate import NoveltyConfig
 from genmat.validate.spectrum import (
     SpectrumChecks,
@@ -71,22 +71,6 @@ class SpectrumConfig:
 
 
 def _schema(config: SpectrumConfig) -> ConditionSchema:
-    fractions = tuple(fraction_field(p) for p in config.phases)
-    tol = config.sum_tolerance
-
-    def feasible(cond: dict[str, float]) -> None:
-        """Phase fractions form a simplex: they sum to 1 (all given) or at most 1 (some given)."""
-        given = [cond[f] for f in fractions if f in cond]
-        if not given:
-            return
-        total = float(sum(given))
-        if len(given) == len(fractions) and abs(total - 1) > tol:
-            raise ConditionError(" + ".join(fractions), total, f"1 ± {tol:g} (phase fractions sum to 1)",
-                                 "is the sum of the phase fractions; it must be")
-        if total > 1 + tol:
-            raise ConditionError(" + ".join(f for f in fractions if f in cond), total, f"≤ 1 + {tol:g}",
-                                 "is the sum of the given phase fractions; it must be")
-
     return ConditionSchema(
         fields=(
             *(Field(fraction_field(p), "", 0.0, 1.0, "composition", f"weight fraction of {p}") for p in config.phases),
@@ -94,7 +78,8 @@ def _schema(config: SpectrumConfig) -> ConditionSchema:
             Field("strain", "", *config.strain_range, "processing", "microstrain ε (Williamson–Hall)"),
             Field("temperature_K", "K", *config.temperature_range, "processing", "measurement temperature"),
         ),
-        feasibility=feasible,
+        feasibility=simplex_feasibility([fraction_field(p) for p in config.phases], config.sum_tolerance,
+                                        "phase fractions"),
     )
 
 
@@ -159,11 +144,7 @@ class SpectrumModality(ModalityBase):
     def draw_processing(self, n: int, rng: np.random.Generator) -> pd.DataFrame:
         """Mixtures: each phase absent with ``absent_probability`` (at least one present), the
         present ones Dirichlet(1)-distributed; size, strain and temperature uniform."""
-        p = len(self.phases)
-        present = rng.random((n, p)) >= self.config.absent_probability
-        present[~present.any(1), rng.integers(0, p, size=int((~present.any(1)).sum()))] = True
-        g = rng.gamma(1.0, size=(n, p)) * present
-        frac = g / g.sum(1, keepdims=True)
+        frac = draw_simplex(n, len(self.phases), self.config.absent_probability, rng)
         frame = pd.DataFrame(frac, columns=list(self.fraction_fields))
         frame["size_nm"] = rng.uniform(*self.config.size_range, size=n)
         frame["strain"] = rng.uniform(*self.config.strain_range, size=n)
@@ -174,10 +155,7 @@ class SpectrumModality(ModalityBase):
         """Neighbouring conditions: fractions jittered on the simplex (absent phases stay
         absent), the state fields jittered by ``scale`` × their range and clipped."""
         out = conditions[list(self.target_fields)].copy().reset_index(drop=True)
-        f = out[list(self.fraction_fields)].to_numpy(float)
-        f = np.clip(f + rng.normal(0, scale, f.shape) * (f > 0), 0, None)
-        f = np.where(f.sum(1, keepdims=True) > 0, f, out[list(self.fraction_fields)].to_numpy(float))
-        out[list(self.fraction_fields)] = f / f.sum(1, keepdims=True)
+        out[list(self.fraction_fields)] = jitter_simplex(out[list(self.fraction_fields)].to_numpy(float), rng, scale)
         state = ["size_nm", "strain", "temperature_K"]
         out[state] = self.schema.jitter(out[state], rng, scale)
         return out

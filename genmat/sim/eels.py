@@ -34,8 +34,8 @@ from scipy.signal import fftconvolve
 
 from genmat.sim.materials import SimInputError
 
-__all__ = ["EELS_ELEMENTS", "EELSConfig", "EnergyAxis", "edge_onsets", "edge_cross_sections", "low_loss",
-           "simulate_eels"]
+__all__ = ["EELS_ELEMENTS", "EELSConfig", "EnergyAxis", "edge_cross_sections", "edge_onsets", "eels_signal",
+           "low_loss", "simulate_eels"]
 
 #: the elements and the edge exspy models for each (hydrogenic GOS: K and L shells)
 EELS_ELEMENTS = {"C": "K", "N": "K", "Ti": "L3", "O": "K", "Fe": "L3"}
@@ -85,16 +85,36 @@ class EELSConfig:
         return EnergyAxis(self.low_offset_eV, self.dispersion_eV, self.n)
 
 
-def _quiet_exspy():
-    """exspy/hyperspy warn about optional accelerators at import and model build."""
+@lru_cache(maxsize=1)
+def _quiet_exspy() -> None:
+    """exspy/hyperspy warn about optional accelerators at import and model build (once per
+    process: the warning filters would otherwise pile up)."""
     for name in ("hyperspy", "exspy"):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="hyperspy")
     warnings.filterwarnings("ignore", module="exspy")
 
 
+def eels_signal(data: np.ndarray, axis: EnergyAxis, config: EELSConfig):
+    """An exspy ``EELSSpectrum`` of ``data`` (…, N) on ``axis``, with the microscope of ``config``."""
+    _quiet_exspy()
+    from exspy.signals import EELSSpectrum
+
+    s = EELSSpectrum(np.asarray(data, dtype=float))
+    ax = s.axes_manager[-1]
+    ax.offset, ax.scale, ax.units, ax.name = axis.offset, axis.scale, "eV", "Energy loss"
+    s.set_microscope_parameters(beam_energy=config.beam_energy_keV, convergence_angle=config.convergence_mrad,
+                                collection_angle=config.collection_mrad)
+    return s
+
+
 def edge_onsets(elements=tuple(EELS_ELEMENTS)) -> dict[str, float]:
     """Each element's edge onset (eV) from exspy's element database."""
+    return dict(_edge_onsets(tuple(elements)))
+
+
+@lru_cache(maxsize=8)
+def _edge_onsets(elements: tuple[str, ...]) -> dict[str, float]:  # read once per element set
     _quiet_exspy()
     from exspy._misc.elements import elements_db
 
@@ -113,15 +133,8 @@ def edge_cross_sections(config: EELSConfig = EELSConfig()) -> tuple[np.ndarray, 
     each element's edge for the microscope of ``config``, on the axis the convolution with
     the low loss needs (the core-loss range extended down by ``kernel_eV`` and up by the
     low-loss offset)."""
-    _quiet_exspy()
-    from exspy.signals import EELSSpectrum
-
     ax = _ssd_axis(config)
-    s = EELSSpectrum(np.ones(ax.n))
-    a = s.axes_manager[-1]
-    a.offset, a.scale, a.units, a.name = ax.offset, ax.scale, "eV", "Energy loss"
-    s.set_microscope_parameters(beam_energy=config.beam_energy_keV, convergence_angle=config.convergence_mrad,
-                                collection_angle=config.collection_mrad)
+    s = eels_signal(np.ones(ax.n), ax, config)
     s.add_elements(list(config.elements))
     model = s.create_model(GOS="hydrogenic", auto_background=False)
     sigma = []

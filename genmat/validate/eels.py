@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from genmat.sim.eels import EELS_ELEMENTS, EELSConfig, EnergyAxis, _quiet_exspy, edge_onsets
+from genmat.sim.eels import EELS_ELEMENTS, EELSConfig, edge_onsets, eels_signal
 from genmat.validate.micrograph import ValidateInputError
 
 __all__ = ["EELSChecks", "EELSTolerances", "eels_measure", "eels_physics_checks", "eels_simulator_check",
@@ -54,18 +54,6 @@ class EELSTolerances:
     t_lambda_abs: float = 0.05  # |log-ratio − target| t/λ
 
 
-def _signal(data: np.ndarray, axis: EnergyAxis, config: EELSConfig):
-    _quiet_exspy()
-    from exspy.signals import EELSSpectrum
-
-    s = EELSSpectrum(np.asarray(data, dtype=float))
-    ax = s.axes_manager[-1]
-    ax.offset, ax.scale, ax.units, ax.name = axis.offset, axis.scale, "eV", "Energy loss"
-    s.set_microscope_parameters(beam_energy=config.beam_energy_keV, convergence_angle=config.convergence_mrad,
-                                collection_angle=config.collection_mrad)
-    return s
-
-
 def _check_counts(counts) -> np.ndarray:
     counts = np.asarray(counts, dtype=float)
     if counts.ndim != 3 or counts.shape[1] != 2:
@@ -76,7 +64,7 @@ def _check_counts(counts) -> np.ndarray:
 def log_ratio_thickness(low: np.ndarray, config: EELSConfig, checks: EELSChecks = EELSChecks()) -> np.ndarray:
     """t/λ = ln(I_total / I_0) of low-loss spectra (B, N), by exspy (I_0 integrated up to
     ``zlp_threshold_eV``)."""
-    s = _signal(np.clip(low, 0, None), config.low_loss_axis, config)
+    s = eels_signal(np.clip(low, 0, None), config.low_loss_axis, config)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.asarray(s.estimate_thickness(threshold=checks.zlp_threshold_eV).data, dtype=float).reshape(-1)
 
@@ -168,9 +156,9 @@ def eels_measure(counts, config: EELSConfig = EELSConfig(), checks: EELSChecks =
     clean = np.where(np.isfinite(counts), np.clip(counts, 0, None), 0.0)
     rows = []
     for low, core in zip(clean[:, 0], clean[:, 1]):
-        s = _signal(core, config.core_loss_axis, config)
+        s = eels_signal(core, config.core_loss_axis, config)
         s.add_elements(list(config.elements))
-        model = s.create_model(low_loss=_signal(low, config.low_loss_axis, config), GOS="hydrogenic",
+        model = s.create_model(low_loss=eels_signal(low, config.low_loss_axis, config), GOS="hydrogenic",
                                auto_background=True)
         model.fit()
         intensity = np.clip([model[f"{el}_{EELS_ELEMENTS[el]}"].intensity.value for el in config.elements], 0, None)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from genmat.sim.eels import EELS_ELEMENTS, EELSConfig, _plasmon, _quiet_exspy, edge_onsets, low_loss, simulate_eels
+from genmat.sim.eels import EELS_ELEMENTS, EELSConfig, _plasmon, edge_onsets, eels_signal, low_loss, simulate_eels
 from genmat.sim.materials import SimInputError
 
 CFG = EELSConfig()
@@ -16,13 +16,7 @@ T = np.array([0.3, 0.8, 1.4])
 
 
 def _signal(data, axis):
-    _quiet_exspy()
-    from exspy.signals import EELSSpectrum
-
-    s = EELSSpectrum(np.asarray(data, dtype=float))
-    ax = s.axes_manager[-1]
-    ax.offset, ax.scale, ax.units = axis.offset, axis.scale, "eV"
-    return s
+    return eels_signal(data, axis, CFG)
 
 
 def test_zero_loss_fraction_is_poisson_and_exspy_log_ratio_recovers_the_thickness():
