@@ -116,9 +116,10 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from genmat.sim.materials import SimInputError
-from genmat.sim.spectra import BackgroundPrior, LineOracle, LineSet, SpectrumAxis, check_state
+from genmat.sim.spectra import BackgroundPrior, LineOracle, LineSet, SpectrumAxis, array_function, as_tensor, check_state
 
 ROOM_TEMPERATURE_K = 298.15
 HC_OVER_K_CM_K = 1.438777  # second radiation constant hc/k_B (cm·K)
@@ -240,15 +241,22 @@ class _Bands:
         """ΔΓ_ε / ε (cm⁻¹ per unit microstrain)."""
         return FWHM_PER_SIGMA * math.sqrt(3) * np.abs(self.gruneisen) * self.shift
 
-    def confinement(self, size_nm) -> tuple[np.ndarray, np.ndarray]:
-        """(Δω, ΔΓ) ``(B, K)`` for sizes ``(B,)`` (nm)."""
-        r = self.lattice / np.asarray(size_nm, dtype=float).reshape(-1, 1)
-        return -self.conf_a * r**self.gamma, self.conf_b * r**self.gamma_w
+    def column(self, name: str, like: torch.Tensor) -> torch.Tensor:
+        """One band property ``(K,)`` as a tensor like ``like``."""
+        return as_tensor(getattr(self, name), like)
 
-    def thermal_fwhm(self, dt) -> np.ndarray:
+    @array_function
+    def confinement(self, size_nm):
+        """(Δω, ΔΓ) ``(B, K)`` for sizes ``(B,)`` (nm)."""
+        c = functools.partial(self.column, like=size_nm)
+        r = c("lattice") / size_nm.reshape(-1, 1)
+        return -c("conf_a") * r ** c("gamma"), c("conf_b") * r ** c("gamma_w")
+
+    @array_function
+    def thermal_fwhm(self, dt):
         """max(Γ0 + dΓ/dT ΔT, Γ0/4) ``(B, K)`` for ΔT ``(B,)``."""
-        dt = np.asarray(dt, dtype=float).reshape(-1, 1)
-        return np.maximum(self.fwhm + self.dfwhm_dT * dt, 0.25 * self.fwhm)
+        fwhm = self.column("fwhm", dt)
+        return torch.maximum(fwhm + self.column("dfwhm_dT", dt) * dt.reshape(-1, 1), 0.25 * fwhm)
 
 
 @functools.lru_cache(maxsize=64)
@@ -267,10 +275,10 @@ def _bands(phases: tuple[str, ...]) -> _Bands:
     return out
 
 
-def bose_factor(shift_cm, temperature_K) -> np.ndarray:
+@array_function
+def bose_factor(shift_cm, temperature_K):
     """Stokes thermal factor n(ω, T) + 1 = 1 / (1 − exp(−hcω/kT))."""
-    x = HC_OVER_K_CM_K * np.asarray(shift_cm, dtype=float) / np.asarray(temperature_K, dtype=float)
-    return 1.0 / -np.expm1(-x)
+    return 1.0 / -torch.expm1(-HC_OVER_K_CM_K * shift_cm / temperature_K)
 
 
 @dataclass(frozen=True)
@@ -303,31 +311,36 @@ class Raman(LineOracle):
     def check_phases(self, phases) -> tuple[str, ...]:
         return check_phases(phases)
 
-    def _dt(self, temperature_K) -> np.ndarray:
-        return np.atleast_1d(np.asarray(temperature_K, dtype=float)) - self.config.reference_temperature_K
+    @array_function
+    def _dt(self, temperature_K):
+        return torch.atleast_1d(temperature_K) - self.config.reference_temperature_K
 
-    def line_positions(self, phases, temperature_K) -> tuple[np.ndarray, np.ndarray]:
+    @array_function
+    def line_positions(self, phases, temperature_K):
         """Bulk (L → ∞) band centres ``(B, K)`` (cm⁻¹ at each temperature) and phase index
         ``(K,)``; confinement shifts of finite crystallites are in :meth:`lines`."""
         bands = _bands(check_phases(phases))
-        centers = bands.shift + bands.dshift_dT * self._dt(temperature_K)[:, None]
+        dt = self._dt(temperature_K)
+        centers = bands.column("shift", dt) + bands.column("dshift_dT", dt) * dt[:, None]
         return centers, bands.phase
 
+    @array_function
     def lines(self, phases, *, size_nm, strain, temperature_K) -> LineSet:
-        """Bands for conditions ``(B,)``: centres and FWHM ``(B, K)`` (confinement, thermal,
-        microstrain and instrument terms; see the module docstring), ``strength`` ``(B, K)``
-        the band's total counts in a pure phase."""
+        """Bands for conditions ``(B,)`` (numpy or, differentiably, tensors): centres and
+        FWHM ``(B, K)`` (confinement, thermal, microstrain and instrument terms; see the
+        module docstring), ``strength`` ``(B, K)`` the band's total counts in a pure phase."""
         phases = check_phases(phases)
         size, strain, t = check_state(size_nm, strain, temperature_K)
         bands = _bands(phases)
+        c = functools.partial(bands.column, like=t)
         centers, index = self.line_positions(phases, t)
         d_shift, d_fwhm = bands.confinement(size)
         centers = centers + d_shift
-        fwhm = (bands.thermal_fwhm(self._dt(t)) + d_fwhm + bands.strain_fwhm_per_unit * strain[:, None]
+        fwhm = (bands.thermal_fwhm(self._dt(t)) + d_fwhm + c("strain_fwhm_per_unit") * strain[:, None]
                 + self.config.instrument_fwhm_cm)
-        thermal = bose_factor(bands.shift, t[:, None]) / bose_factor(bands.shift, self.config.reference_temperature_K)
-        intensity = bands.intensity + bands.disorder / size[:, None]
-        strength = self.config.counts_per_unit * bands.sigma * intensity * thermal
+        thermal = bose_factor(c("shift"), t[:, None]) / bose_factor(c("shift"), self.config.reference_temperature_K)
+        intensity = c("intensity") + c("disorder") / size[:, None]
+        strength = self.config.counts_per_unit * c("sigma") * intensity * thermal
         return LineSet(centers, fwhm, strength, index, len(phases))
 
     def width_to_size(self, fwhm, center, strain, *, phases=None, temperature_K=None) -> np.ndarray:

@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from genmat.sim.materials import SimInputError
-from genmat.sim.spectra import BackgroundPrior, LineOracle, LineSet, SpectrumAxis, check_state
+from genmat.sim.spectra import BackgroundPrior, LineOracle, LineSet, SpectrumAxis, array_function, as_tensor, check_state
 from genmat.sim.xrd_library import LIBRARY_PATH
 
 ROOM_TEMPERATURE_K = 298.15
@@ -83,27 +85,29 @@ class XRDConfig:
     background: BackgroundPrior = field(default_factory=BackgroundPrior)
 
 
-def two_theta_deg(d_A: np.ndarray, wavelength_A: float) -> np.ndarray:
+@array_function
+def two_theta_deg(d_A, wavelength_A):
     """Bragg angle 2θ (degrees) of spacing d; NaN where λ/2d > 1 (no reflection)."""
-    s = wavelength_A / (2 * np.asarray(d_A, dtype=float))
-    with np.errstate(invalid="ignore"):
-        return np.where(s <= 1, 2 * np.degrees(np.arcsin(np.minimum(s, 1))), np.nan)
+    s = wavelength_A / (2 * d_A)
+    # clamped below 1 so that the NaN branch never sends an infinite slope back
+    return torch.where(s <= 1, 2 * torch.rad2deg(torch.asin(s.clamp(max=1 - 1e-9))), torch.nan)
 
 
-def expanded_spacing(d_A: np.ndarray, alpha_per_K: float, temperature_K) -> np.ndarray:
+@array_function
+def expanded_spacing(d_A, alpha_per_K, temperature_K):
     """d(T) = d(298 K)·(1 + α (T − 298 K)), broadcast to ``(B, K)``."""
-    t = np.asarray(temperature_K, dtype=float).reshape(-1, 1)
-    return np.asarray(d_A)[None, :] * (1 + alpha_per_K * (t - ROOM_TEMPERATURE_K))
+    t = temperature_K.reshape(-1, 1)
+    return d_A[None, :] * (1 + alpha_per_K * (t - ROOM_TEMPERATURE_K))
 
 
-def line_fwhm_deg(two_theta, size_nm, strain, config: XRDConfig = XRDConfig()) -> np.ndarray:
+@array_function
+def line_fwhm_deg(two_theta, size_nm, strain, config: XRDConfig = XRDConfig()):
     """FWHM (degrees 2θ): β² = β_instr² + (Kλ/(L cos θ))² + (4 ε tan θ)²."""
-    theta = np.radians(np.asarray(two_theta, dtype=float)) / 2
-    size_A = 10 * np.asarray(size_nm, dtype=float)
-    beta_size = config.scherrer_k * config.wavelength_A / (size_A * np.cos(theta))
-    beta_strain = 4 * np.asarray(strain, dtype=float) * np.tan(theta)
-    beta_instr = np.radians(config.instrument_fwhm_deg)
-    return np.degrees(np.sqrt(beta_instr**2 + beta_size**2 + beta_strain**2))
+    theta = torch.deg2rad(two_theta) / 2
+    beta_size = config.scherrer_k * config.wavelength_A / (10 * size_nm * torch.cos(theta))
+    beta_strain = 4 * strain * torch.tan(theta)
+    beta_instr = math.radians(config.instrument_fwhm_deg)
+    return torch.rad2deg(torch.sqrt(beta_instr**2 + beta_size**2 + beta_strain**2))
 
 
 def scherrer_size_nm(fwhm_deg, two_theta, strain=0.0, config: XRDConfig = XRDConfig()) -> np.ndarray:
@@ -129,27 +133,30 @@ class XRD(LineOracle):
     def check_phases(self, phases) -> tuple[str, ...]:
         return check_phases(phases)
 
-    def line_positions(self, phases, temperature_K) -> tuple[np.ndarray, np.ndarray]:
+    @array_function
+    def line_positions(self, phases, temperature_K):
         """Centres ``(B, K)`` (degrees 2θ at each temperature) and phase index ``(K,)``."""
         lib = phase_library()
         phases = check_phases(phases)
-        t = np.atleast_1d(np.asarray(temperature_K, dtype=float))
+        t = torch.atleast_1d(temperature_K)
         centers, index = [], []
         for i, name in enumerate(phases):
             ph = lib[name]
-            centers.append(two_theta_deg(expanded_spacing(ph.d_A, ph.alpha_per_K, t), self.config.wavelength_A))
+            centers.append(two_theta_deg(expanded_spacing(as_tensor(ph.d_A, t), ph.alpha_per_K, t), self.config.wavelength_A))
             index.append(np.full(len(ph.d_A), i))
-        return np.concatenate(centers, axis=1), np.concatenate(index)
+        return torch.cat(centers, dim=1), np.concatenate(index)
 
+    @array_function
     def lines(self, phases, *, size_nm, strain, temperature_K) -> LineSet:
+        """Lines for conditions ``(B,)`` (numpy or, differentiably, tensors)."""
         size, strain, t = check_state(size_nm, strain, temperature_K)
         lib = phase_library()
         centers, index = self.line_positions(phases, t)
-        strength = np.concatenate([lib[p].intensity for p in check_phases(phases)]) * self.config.counts_per_rir
-        valid = np.isfinite(centers)
-        centers = np.where(valid, centers, -1e3)  # no reflection: far off the axis, zero area below
-        fwhm = line_fwhm_deg(np.where(valid, centers, 90.0), size[:, None], strain[:, None], self.config)
-        strength = np.broadcast_to(strength, centers.shape) * valid
+        strength = as_tensor(np.concatenate([lib[p].intensity for p in check_phases(phases)]), t) * self.config.counts_per_rir
+        valid = torch.isfinite(centers)
+        centers = torch.where(valid, centers, -1e3)  # no reflection: far off the axis, zero area below
+        fwhm = line_fwhm_deg(torch.where(valid, centers, 90.0), size[:, None], strain[:, None], self.config)
+        strength = strength.expand(centers.shape) * valid
         return LineSet(centers, fwhm, strength, index, len(phases))
 
     def width_to_size(self, fwhm, center, strain, *, phases=None, temperature_K=None) -> np.ndarray:
