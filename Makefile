@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export MPLBACKEND := Agg
 export PREFECT_LOGGING_LEVEL ?= WARNING
 
-.PHONY: install demo demo-xrd demo-raman demo-grains demo-eels test test-shuffled test-fast bench bench-design bench-guidance bench-masks bench-oracle bench-lab bench-gpu up down ui clean
+.PHONY: install demo demo-xrd demo-raman demo-grains demo-eels test test-shuffled test-fast bench bench-design bench-guidance bench-spectra-guidance bench-masks bench-oracle bench-lab bench-gpu up down ui clean
 
 $(BIN)/genmat: pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -51,6 +51,9 @@ bench-design: install  ## the design benchmark: genmat (recipe loop, and the gui
 
 bench-guidance: install  ## physics guidance vs classifier-free guidance alone at one oracle call per target, and the physics-penalised training ablation (bench_results/guidance.*; trains the demo generator first, ≈ 11 min on 2 cores)
 	$(BIN)/python -m benchmarks.guidance --out bench_results --seeds 0 1 2 --scales 0 30
+
+bench-spectra-guidance: install  ## physics guidance of XRD and Raman spectra through the differentiable line-spectrum model vs classifier-free guidance alone (bench_results/spectra_guidance.*; trains both demo generators first, ≈ 12 min on 2 cores)
+	$(BIN)/python -m benchmarks.spectra_guidance --out bench_results
 
 bench-masks: install  ## any-subset conditioning: one generator asked with each subset of the condition fields (bench_results/masks.*; reuses bench-guidance's trained generator, else trains it, ≈ 8 min on 2 cores)
 	$(BIN)/python -m benchmarks.masks --out bench_results --seeds 0 1 2

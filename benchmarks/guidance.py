@@ -48,11 +48,14 @@ def ensure_model(workdir: Path, iterations: int, seed: int) -> tuple[Path, Path]
     return ckpt, workdir / "dataset"
 
 
-def ensure_ablation(workdir: Path, iterations: int, penalties: dict[str, float], seed: int) -> dict[str, Path]:
-    """The loop's last training step redone twice on the final dataset, from the same start
-    (the previous iteration's weights; from scratch when there is none), steps and seed:
-    once on the data alone ("retrained") and once with physics penalties ("penalised"), so
-    the two differ only in the loss. Cached in ``workdir/ablation``."""
+def ensure_ablation(workdir: Path, iterations: int, penalties: dict[str, float], seed: int,
+                    train_seeds: tuple[int, ...] = (0,)) -> dict[str, Path]:
+    """The loop's last training step redone on the final dataset, from the same start (the
+    previous iteration's weights; from scratch when there is none) and steps: for each
+    training seed, once on the data alone ("retrained") and once with physics penalties
+    ("penalised"), so that each pair differs only in the loss. Training seed 0 is the
+    loop's own; the others repeat the comparison with other batches and noise draws (named
+    ``retrained-s1``, …). Cached in ``workdir/ablation``."""
     from genmat.loop.closed_loop import LoopConfig
     from genmat.loop.steps import TrainParams, train_step
 
@@ -61,14 +64,19 @@ def ensure_ablation(workdir: Path, iterations: int, penalties: dict[str, float],
     start = loop.iteration_dir(k - 1) / "model.ckpt" if k else None
     steps = loop.next_train_steps if k else loop.first_train_steps
     out = {}
-    for name, weights in (("retrained", {}), ("penalised", penalties)):
-        ckpt = workdir / "ablation" / f"{name}-{_weights_tag(weights)}.ckpt"
-        if not ckpt.exists():
-            log.info("training the %s generator (%d steps, penalties %s) into %s", name, steps, weights, ckpt)
-            train_step(TrainParams(modality=loop.modality, dataset=loop.dataset, checkpoint=ckpt, warm_start=start,
-                                   generator=loop.generator.replace(penalties=weights),
-                                   train=loop.train.replace(steps=steps, seed=seed + k)), progress=False)
-        out[name] = ckpt
+    for train_seed in train_seeds:
+        for name, weights in (("retrained", {}), ("penalised", penalties)):
+            label = name if train_seed == 0 else f"{name}-s{train_seed}"
+            tag = _weights_tag(weights) + ("" if train_seed == 0 else f"-s{train_seed}")
+            ckpt = workdir / "ablation" / f"{name}-{tag}.ckpt"
+            if not ckpt.exists():
+                log.info("training the %s generator (%d steps, penalties %s, seed %d) into %s", name, steps, weights,
+                         train_seed, ckpt)
+                train_step(TrainParams(modality=loop.modality, dataset=loop.dataset, checkpoint=ckpt, warm_start=start,
+                                       generator=loop.generator.replace(penalties=weights),
+                                       train=loop.train.replace(steps=steps, seed=seed + k + 1000 * train_seed)),
+                           progress=False)
+            out[label] = ckpt
     return out
 
 
@@ -177,6 +185,17 @@ def markdown(rows: list[dict]) -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, r in table.iterrows():
         lines.append("| " + " | ".join(f"{r[c]:.3g}" if isinstance(r[c], float) else str(r[c]) for c in cols) + " |")
+    ablation = frame[frame["model"].str.startswith(("retrained", "penalised"))]
+    if ablation["model"].nunique() > 2:  # several training seeds: the pairs summed, and the spread
+        per = ablation.assign(arm=ablation["model"].str.split("-").str[0]).groupby(
+            ["arm", "model", "task", "physics_scale"], sort=False)["hits"].sum().reset_index()
+        summary = per.groupby(["arm", "task", "physics_scale"], sort=False)["hits"].agg(
+            ["sum", "min", "max", "size"]).reset_index()
+        lines += ["", "| arm | task | physics_scale | training seeds | hits (all seeds) | fewest | most |",
+                  "|---|---|---|---|---|---|---|"]
+        for _, r in summary.iterrows():
+            lines.append(f"| {r['arm']} | {r['task']} | {r['physics_scale']:g} | {r['size']} | {r['sum']} | "
+                         f"{r['min']} | {r['max']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -193,6 +212,10 @@ def main(argv=None) -> int:
     ap.add_argument("--penalties", nargs="*", default=["fraction=3000", "s2=3000", "double_well=10000"],
                     metavar="TERM=WEIGHT", help="physics-penalised training ablation: retrain the last iteration "
                     "with and without these penalties (none given: no ablation)")
+    ap.add_argument("--train-seeds", type=int, nargs="+", default=[0],
+                    help="training seeds of the penalty ablation (0: the loop's own; each adds a retrained and a "
+                    "penalised model)")
+    ap.add_argument("--no-loop-model", action="store_true", help="compare the ablation's models only")
     ap.add_argument("--quick", action="store_true", help="8 targets, scales 0 and 1, one loop iteration")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -203,10 +226,11 @@ def main(argv=None) -> int:
     from genmat.modalities import get_task
 
     ckpt, dataset = ensure_model(args.workdir, args.iterations, seed=0)
-    models = {"loop": ckpt}
+    models = {} if args.no_loop_model else {"loop": ckpt}
     penalties = {k: float(v) for k, _, v in (p.partition("=") for p in args.penalties)}
     if penalties:
-        models.update(ensure_ablation(args.workdir, args.iterations, penalties, seed=0))
+        models.update(ensure_ablation(args.workdir, args.iterations, penalties, seed=0,
+                                      train_seeds=tuple(args.train_seeds)))
     store = DatasetStore.open(dataset)
     training, ids = torch.as_tensor(store.load()), store.table()["sample_id"].to_numpy()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -228,7 +252,7 @@ def main(argv=None) -> int:
                     log.info("%s %s scale %g seed %d: %d/%d hits, physics pass %.2f", model_name, name, scale,
                              seed, row["hits"], row["targets"], row["physics_pass_rate"])
                     rows.append(row)
-    generator = generators["loop"]  # the trajectory picture shows the loop's model
+    generator = next(iter(generators.values()))  # the trajectory picture shows the loop's model
     (args.out / "guidance.json").write_text(json.dumps(
         {"checkpoint": str(ckpt), "models": {k: str(v) for k, v in models.items()}, "penalties": penalties,
          "rows": rows}, indent=1))

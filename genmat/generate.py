@@ -231,11 +231,12 @@ class Generator:
         ``regressor``: a :class:`genmat.regressor.PropertyRegressor` for classifier guidance
         (with ``sampler.classifier_scale`` > 0). ``physics``: ``loss(x̂0, rows) -> (B,)``, the
         differentiable physics misfit of the denoised estimates of samples ``rows`` (a slice of
-        the B), for physics guidance (with ``sampler.physics_scale`` > 0; diffusion only)."""
+        the B), for physics guidance (with ``sampler.physics_scale`` > 0; diffusion, flow matching and
+        latent diffusion)."""
         sampler = sampler or self.config.sampler
         guided = physics is not None and sampler.physics_scale > 0
-        if guided and not isinstance(self.method, DiffusionMethod):
-            raise InputError(f"physics guidance needs a diffusion or flow-matching generator, "
+        if guided and not self.method.physics_guidance:
+            raise InputError(f"physics guidance needs a diffusion, flow-matching or latent-diffusion generator, "
                              f"not method = {self.config.method!r}")
         if regressor is not None and sampler.classifier_scale > 0 and not isinstance(self.method, DiffusionMethod):
             raise InputError(f"classifier guidance (classifier_scale = {sampler.classifier_scale:g}) needs a diffusion "

@@ -89,7 +89,7 @@ def test_loop_config_errors_name_the_field(tmp_path):
     # a task the loop cannot run, and guidance on a modality without a physics model: before any work
     out = genmat("loop", "--task", "spinodal-range", "--no-prefect", "--no-tracking", cwd=tmp_path)
     _one_line_error(out, "spinodal-range", "range", "genmat recipes --task")
-    cfg.write_text(json.dumps({"modality": "xrd", "physics_guidance": 3}))
+    cfg.write_text(json.dumps({"modality": "eels", "physics_guidance": 3}))
     out = genmat("loop", "--config", str(cfg), "--no-prefect", "--no-tracking", cwd=tmp_path)
     _one_line_error(out, "physics_guidance = 3", "no differentiable physics model", "allowed: 0")
     assert not (tmp_path / "runs").exists()

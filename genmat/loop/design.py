@@ -60,7 +60,7 @@ def design(
 
     ``physics_guidance``: scale of physics guidance (0 = off): every sampling step steers the
     denoised estimate toward the targets through the modality's differentiable physics model
-    (``modality.physics_model("cheap")``), misfit in the units of ``modality.design_tolerances``.
+    (``modality.physics_model("cheap")``), misfit in the units of ``modality.guidance_tolerances``.
     The candidates are then screened by the same model (:func:`physics_screen`). Its
     evaluations are counted in the metrics (``physics_evaluations``), apart from the
     simulator calls.
@@ -144,22 +144,32 @@ def design(
 def physics_misfit(modality, targets: pd.DataFrame, n_candidates: int, counter: dict | None = None):
     """``loss(x̂0, rows) -> (B,)`` for physics guidance of ``n_candidates`` samples per target
     row: the modality's cheap differentiable physics model, judged by
-    :meth:`genmat.tasks.TargetSet.soft_loss` in the modality's design tolerances. Counts one
+    :meth:`genmat.tasks.TargetSet.soft_loss` in the modality's guidance tolerances. Counts one
     evaluation (forward + adjoint) per sample per call in ``counter["evaluations"]``."""
     model, tset = _physics_targets(modality, targets)
     counter = counter if counter is not None else {"evaluations": 0}
 
     def loss(x0: torch.Tensor, rows: slice) -> torch.Tensor:
         counter["evaluations"] = counter.get("evaluations", 0) + x0.shape[0]
-        return tset.soft_loss(model(x0), np.arange(rows.start, rows.start + x0.shape[0]) // n_candidates)
+        target = np.arange(rows.start, rows.start + x0.shape[0]) // n_candidates
+        return _misfit(tset, model(x0, target), target)
 
     return loss
 
 
+def _misfit(tset: TargetSet, values: dict, target: np.ndarray) -> torch.Tensor:
+    """½ Σ d² of the targets (:meth:`TargetSet.soft_loss`) plus the model's own
+    ``physics_prior`` term when it returns one (a sample's physics apart from the targets)."""
+    loss = tset.soft_loss(values, target)
+    return loss + values["physics_prior"] if "physics_prior" in values else loss
+
+
 def _physics_targets(modality, targets: pd.DataFrame):
-    """The modality's cheap physics model and the targets in its design tolerances."""
-    model = modality.physics_model("cheap")
-    tolerances = modality.design_tolerances
+    """The modality's cheap physics model for these targets, and the targets in its
+    guidance tolerances."""
+    targets = targets.reset_index(drop=True)
+    model = modality.physics_model("cheap", targets)
+    tolerances = getattr(modality, "guidance_tolerances", None) or getattr(modality, "design_tolerances", {})
     guided = [c for c in targets.columns if c in tolerances and targets[c].notna().any()]
     if model is None or not guided:
         raise InputError(f"physics guidance: the {modality.name} modality has no differentiable physics model "
@@ -179,7 +189,7 @@ def physics_screen(modality, targets: pd.DataFrame, samples: torch.Tensor, n_can
             x = samples[start:start + batch]
             counter["evaluations"] = counter.get("evaluations", 0) + x.shape[0]
             rows = np.arange(start, start + x.shape[0]) // n_candidates
-            out.append(tset.soft_loss(model(x), rows).double().cpu().numpy())
+            out.append(_misfit(tset, model(x, rows), rows).double().cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0)
 
 

@@ -20,6 +20,7 @@ class Method:
     """
 
     name = ""
+    physics_guidance = False  # whether sample() takes a physics misfit (physics guidance)
 
     def __init__(self, config: GeneratorConfig, sample_shape: Sequence[int]) -> None:
         self.config, self.sample_shape = config, tuple(int(s) for s in sample_shape)

@@ -12,6 +12,7 @@ from genmat.nn import UNet
 
 
 class DiffusionMethod(Method):
+    physics_guidance = True
     name = "diffusion"
 
     def build(self) -> Denoiser:

@@ -6,7 +6,8 @@ steps; the posterior means μ(x, c) of the training set, scaled to unit standard
 (``latent_scale``, kept in the checkpoint), are the data of stage 2, a U-Net denoiser of
 the same path/prediction on the latent shape ``(latent_channels, *S / 2^(L−1))`` with
 ``latent.channel_mults`` levels. Sampling: the latent sampler (any of them, with
-classifier-free guidance), then z / latent_scale decoded with the condition.
+classifier-free guidance and physics guidance through the decoder), then z / latent_scale
+decoded with the condition.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class LatentDiffusion(nn.Module):
 
 class LatentDiffusionMethod(Method):
     name = "latent_diffusion"
+    physics_guidance = True  # through the decoder: the misfit of D(ẑ0) steers the latent
 
     def build(self) -> LatentDiffusion:
         c = self.config
@@ -75,8 +77,20 @@ class LatentDiffusionMethod(Method):
     def diagnostics(self, model, data):
         return vae_diagnostics(model.vae, data, self.config.vae.active_threshold)
 
-    def sample(self, model: LatentDiffusion, values, mask, sampler, gen, *, regressor=None, progress=False):
+    def sample(self, model: LatentDiffusion, values, mask, sampler, gen, *, regressor=None, progress=False,
+               physics=None):
+        """Latent samples decoded. With ``physics`` (a misfit of data-space samples), physics
+        guidance in latent space: the denoised latent ẑ0 is decoded, its misfit
+        back-propagated through the decoder and the latent denoiser to z_t."""
         latent_shape = model.vae.latent_shape(self.sample_shape)
         noise = torch.randn((values.shape[0], *latent_shape), generator=gen)
-        z = DiffusionMethod.integrate(model.denoiser, noise, values, mask, sampler, gen, progress=progress)
-        return model.vae.decode(z / model.latent_scale, values.to(z.device), mask.to(z.device))
+        device = model.latent_scale.device
+        values, mask = values.to(device), mask.to(device)
+
+        def decode(z: torch.Tensor) -> torch.Tensor:
+            return model.vae.decode(z / model.latent_scale, values, mask)
+
+        latent_physics = (lambda z0: physics(decode(z0))) if physics is not None else None
+        z = DiffusionMethod.integrate(model.denoiser, noise, values, mask, sampler, gen, progress=progress,
+                                      physics=latent_physics)
+        return decode(z)

@@ -30,6 +30,7 @@ class Modality(Protocol):
     penalty_terms: tuple[str, ...]  # optional: the terms physics_penalty returns (physics-penalised training)
     design_tasks: tuple  # optional: named design problems (genmat.tasks.DesignTask) of this modality
     design_tolerances: dict  # optional: {field: genmat.tasks.Tolerance} of point targets (recipes, guidance)
+    guidance_tolerances: dict  # optional: the tolerances of physics guidance's misfit (default: design_tolerances)
     tolerance_bands: dict  # optional: {field: ("rel" | "abs", tol)} bands of target-vs-simulated pictures
     report_metrics: tuple[str, ...]  # optional: design metrics of its own that the loop's reports show
 
@@ -55,9 +56,14 @@ class Modality(Protocol):
     def simulator_checks(self, samples: torch.Tensor, targets: pd.DataFrame) -> pd.DataFrame:
         """Oracle check of each sample against its target, with a boolean ``sim_pass``."""
 
-    def physics_model(self, fidelity: str = "cheap"):
-        """Optional: a differentiable ``samples -> {field: (B,) tensor}`` for physics guidance
-        ("cheap" or "full" fidelity), or None."""
+    def physics_model(self, fidelity: str = "cheap", conditions: pd.DataFrame | None = None):
+        """Optional: a differentiable ``model(samples, index=None) -> {field: (B,) tensor}`` for
+        physics guidance ("cheap" or "full" fidelity), or None. ``conditions`` are the targets
+        the samples are drawn for and ``index`` ``(B,)`` each sample's row among them, for a
+        model that measures against its target's conditions (spectra: the phase patterns at
+        the target's size, strain and temperature); a model that needs none ignores both. A
+        model may add ``physics_prior`` ``(B,)``: a misfit of the sample's own physics (in the
+        targets' units, ½ d²) that guidance and the physics screen add to the targets'."""
 
     def physics_penalty(self, x0_hat: torch.Tensor, x0: torch.Tensor, values: torch.Tensor,
                         mask: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -209,8 +215,14 @@ class ModalityBase:
     tolerance_bands: dict = {}
     report_metrics: tuple[str, ...] = ()
 
-    def physics_model(self, fidelity: str = "cheap"):
+    def physics_model(self, fidelity: str = "cheap", conditions=None):
         return None  # no differentiable physics: no physics guidance
+
+    @property
+    def guidance_tolerances(self) -> dict:
+        """{field: Tolerance} in whose units physics guidance measures the misfit (default:
+        ``design_tolerances``)."""
+        return self.design_tolerances
 
     def physics_penalty(self, x0_hat, x0, values, mask) -> dict:
         raise InputError(f"modality {self.name!r} offers no physics penalties")

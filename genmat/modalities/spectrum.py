@@ -25,9 +25,11 @@ from genmat.conditions import ConditionSchema, Field
 from genmat.errors import InputError
 from genmat.modalities.base import ModalityBase, draw_simplex, jitter_simplex, sample_grid, simplex_feasibility
 from genmat.validate import NoveltyConfig
+from genmat.tasks import Tolerance
 from genmat.validate.spectrum import (
     SpectrumChecks,
     SpectrumTolerances,
+    condition_state,
     fraction_field,
     spectrum_physics_checks,
     spectrum_simulator_check,
@@ -63,6 +65,7 @@ class SpectrumConfig:
     # in units of the training scale); a memorised training spectrum (noise included) is ≈ 0.
     copy_threshold: float = 0.05
     chunk: int = 256
+    guidance_profile: bool = True  # physics guidance also penalises what the allowed phases cannot explain
 
     @property
     def checks(self) -> SpectrumChecks:
@@ -127,6 +130,11 @@ class SpectrumModality(ModalityBase):
         tol = self.config.tolerances
         return {**{f: ("abs", tol.fraction_abs) for f in self.fraction_fields}, "size_nm": ("rel", tol.size_rel)}
 
+    @property
+    def guidance_tolerances(self) -> dict[str, Tolerance]:
+        """Physics guidance steers the phase fractions, in the simulator check's tolerance."""
+        return {f: Tolerance("abs", self.config.tolerances.fraction_abs) for f in self.fraction_fields}
+
     # ------------------------------------------------------------------ representation
     def to_samples(self, counts: np.ndarray) -> torch.Tensor:
         x = np.sqrt(np.clip(counts, 0, None)) / self.config.sqrt_scale - 1
@@ -186,11 +194,18 @@ class SpectrumModality(ModalityBase):
                                        **self._state(conditions))
 
     def measure(self, samples: torch.Tensor) -> pd.DataFrame:
-        """Phase fractions (NNLS) and crystallite size from the spectra alone (mid-range state)."""
-        got = spectrum_simulator_check(self.counts(samples), self.technique, self.phases,
-                                       pd.DataFrame(index=range(samples.shape[0])), self.config.tolerances,
-                                       self.config.checks)
-        return got[[f"sim_{f}" for f in self.fraction_fields] + ["sim_size_nm"]].rename(columns=lambda c: c[4:])
+        """Every condition from the spectra alone: phase fractions, crystallite size,
+        microstrain and temperature by full-profile refinement through the differentiable
+        forward model (:func:`genmat.sim.refine_conditions`, within the modality's ranges),
+        and the fit's R_wp / R_exp."""
+        c = self.config
+        r = sim.refine_conditions(self.technique, self.phases, self.counts(samples),
+                                  {"size_nm": c.size_range, "strain": c.strain_range,
+                                   "temperature_K": c.temperature_range})
+        out = pd.DataFrame(r.fractions, columns=list(self.fraction_fields))
+        out["size_nm"], out["strain"], out["temperature_K"] = r.size_nm, r.strain, r.temperature_K
+        out["rwp_ratio"] = r.rwp / r.rexp
+        return out
 
     # ---------------------------------------------------------------------- validators
     def physics_checks(self, samples: torch.Tensor, conditions: pd.DataFrame) -> pd.DataFrame:
@@ -200,6 +215,52 @@ class SpectrumModality(ModalityBase):
     def simulator_checks(self, samples: torch.Tensor, targets: pd.DataFrame) -> pd.DataFrame:
         return spectrum_simulator_check(self.counts(samples), self.technique, self.phases, targets,
                                         self.config.tolerances, self.config.checks)
+
+    def physics_model(self, fidelity: str = "cheap", conditions: pd.DataFrame | None = None):
+        """Phase fractions measured differentiably from spectra (physics guidance):
+        ``model(x, index) -> {frac_<phase>: (B,)}``. The counts are fitted by weighted least
+        squares (Poisson weights 1/√max(counts, 1)) on the pure-phase patterns of the oracle's
+        torch forward model, broadened and shifted for each sample's target size, strain and
+        temperature (``conditions`` row ``index``; mid-range where not given), plus the smooth
+        background; the amounts' positive parts, normalised, are the fractions. It is the
+        simulator check's NNLS without the sign constraint, so one fidelity serves both.
+
+        With ``guidance_profile`` (config) and targets that give the whole state, it also
+        returns ``physics_prior``: ½ d², d = (√(χ²/N) − 1)₊ / (``rwp_ratio`` − 1), the part of
+        the spectrum that the allowed phases at the target's state cannot explain (spurious
+        peaks, wrong positions or widths), in units of the R_wp check's margin."""
+        if fidelity not in ("cheap", "full"):
+            raise InputError(f"physics model fidelity = {fidelity!r}; allowed: cheap, full")
+        conditions = pd.DataFrame(index=range(1)) if conditions is None else conditions.reset_index(drop=True)
+        state_given = torch.as_tensor(conditions.reindex(columns=["size_nm", "strain", "temperature_K"])
+                                      .notna().all(axis=1).to_numpy().copy())
+        axis = self.technique.axis
+        lines = self.technique.lines(self.phases, **condition_state(conditions, len(conditions), self.config.checks, "mid"))
+        patterns = torch.as_tensor(lines.patterns(axis, self.technique.eta))  # (T, P, N), one per target row
+        basis = torch.as_tensor(sim.background_basis(axis))
+        n_phases = len(self.phases)
+        tol = self.config.tolerances
+
+        def model(x: torch.Tensor, index=None) -> dict[str, torch.Tensor]:
+            if index is None:
+                if len(patterns) != 1:
+                    raise InputError("the spectra physics model needs each sample's target row (index)")
+                index = np.zeros(x.shape[0], dtype=int)
+            counts = (self.config.sqrt_scale * (x.reshape(x.shape[0], -1) + 1).clamp(min=0)).square()
+            design = torch.cat([patterns[torch.as_tensor(index)], basis.expand(x.shape[0], *basis.shape)], 1).to(counts)
+            coef, resid = sim.weighted_linear_fit(design, counts, 1 / counts.clamp(min=1.0).sqrt())
+            amount = coef[:, :n_phases].clamp(min=0)
+            fractions = amount / (amount.sum(1, keepdim=True) + 1e-6)
+            out = {f: fractions[:, i] for i, f in enumerate(self.fraction_fields)}
+            if self.config.guidance_profile:
+                # what the allowed phases at the target's state cannot explain: R_wp / R_exp ≈ √(χ²/N),
+                # in units of the check's margin above 1 (0 up to the noise level)
+                excess = (resid.square().mean(1).clamp(min=1e-12).sqrt() - 1).clamp(min=0) / (tol.rwp_ratio - 1)
+                out["physics_prior"] = torch.where(state_given.to(x.device)[torch.as_tensor(index)],
+                                                   0.5 * excess.square(), torch.zeros_like(excess))
+            return out
+
+        return model
 
     def screening_features(self, samples: torch.Tensor):
         return None  # the simulator check is cheap: every plausible candidate is checked

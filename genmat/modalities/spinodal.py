@@ -228,16 +228,16 @@ class SpinodalModality(ModalityBase):
         cols = [c for c in ("E_GPa", "density_g_cm3", "k_W_mK") if c in targets.columns]
         return simulator_check(samples, targets[cols].reset_index(drop=True), self.config.material, self.config.tolerances)
 
-    def physics_model(self, fidelity: str = "cheap"):
+    def physics_model(self, fidelity: str = "cheap", conditions=None):
         """The oracle's properties as a differentiable function of micrographs (physics
-        guidance): ``x -> {field: (B,)}`` (:func:`genmat.sim.differentiable_properties`: smooth
+        guidance): ``x -> {field: (B,)}`` (the targets' conditions are not needed) (:func:`genmat.sim.differentiable_properties`: smooth
         phase map of width 0.05, adjoint gradients). "cheap": CG to tol 1e-2 (≈ 8 iterations),
         "full": 1e-4 (≈ 17); both within 1.4 % of the oracle's E (mean +0.6 %)."""
         tol = {"cheap": 1e-2, "full": 1e-4}.get(fidelity)
         if tol is None:
             raise InputError(f"physics model fidelity = {fidelity!r}; allowed: cheap, full")
         material = self.config.material
-        return lambda x: sim.differentiable_properties(x, material, tol=tol)
+        return lambda x, index=None: sim.differentiable_properties(x, material, tol=tol)
 
     penalty_terms = ("double_well", "fraction", "s2")
 

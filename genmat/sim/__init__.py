@@ -51,8 +51,11 @@ from genmat.sim.spectra import (
     fit_phases,
     poisson_counts,
     pseudo_voigt,
+    Refinement,
+    refine_conditions,
     render_lines,
     snip_background,
+    weighted_linear_fit,
     weighted_profile_r,
 )
 from genmat.sim.raman import Raman, RamanConfig
@@ -78,7 +81,10 @@ __all__ = [
     "fit_phases",
     "poisson_counts",
     "pseudo_voigt",
+    "Refinement",
+    "refine_conditions",
     "render_lines",
+    "weighted_linear_fit",
     "snip_background",
     "weighted_profile_r",
     "Raman",

@@ -410,7 +410,7 @@ class Refinement:
     rexp: np.ndarray
 
 
-def _weighted_linear_fit(design: torch.Tensor, y: torch.Tensor, w: torch.Tensor):
+def weighted_linear_fit(design: torch.Tensor, y: torch.Tensor, w: torch.Tensor):
     """Weighted least squares of ``y`` ``(M, N)`` on the rows of ``design`` ``(M, Q, N)``
     (columns scaled, a tiny ridge for rank-deficient cases): coefficients ``(M, Q)`` and
     weighted residuals ``(M, N)``. Differentiable in the design (variable projection)."""
@@ -465,7 +465,7 @@ def refine_conditions(oracle: "LineOracle", phases, counts, bounds: dict[str, tu
         patterns = oracle.lines(phases, **state(u, rows)).patterns(oracle.axis, oracle.eta)
         design = torch.cat([patterns, basis.expand(len(u), *basis.shape)], dim=1)
         yt = torch.as_tensor(y)[rows]
-        return _weighted_linear_fit(design, yt, 1 / yt.clamp(min=1.0).sqrt())[1]
+        return weighted_linear_fit(design, yt, 1 / yt.clamp(min=1.0).sqrt())[1]
 
     # coarse grid (0…1 across each free field's bounds), then Levenberg–Marquardt from the best few
     axes = [(np.arange(n) + 0.5) / n

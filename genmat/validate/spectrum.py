@@ -102,7 +102,7 @@ def _fractions(conditions: pd.DataFrame, phases, n: int) -> np.ndarray:
     return np.stack([_column(conditions, fraction_field(p), n) for p in phases], axis=1)
 
 
-def _state(conditions: pd.DataFrame, n: int, checks: SpectrumChecks, fill: str) -> dict[str, np.ndarray]:
+def condition_state(conditions: pd.DataFrame, n: int, checks: SpectrumChecks, fill: str) -> dict[str, np.ndarray]:
     """size/strain/temperature per row; missing ones filled with the range's ``fill``
     end ("broad": smallest size and largest strain, the widest lines) or middle ("mid")."""
     ranges = {"size_nm": checks.size_range, "strain": checks.strain_range, "temperature_K": checks.temperature_range}
@@ -124,7 +124,7 @@ def _allowed_lines(technique, phases, conditions: pd.DataFrame, checks: Spectrum
     c1, phase = technique.line_positions(phases, t_lo)
     c2, _ = technique.line_positions(phases, t_hi)
     lo, hi = np.fmin(c1, c2), np.fmax(c1, c2)
-    state = _state(conditions, n, checks, fill="broad")
+    state = condition_state(conditions, n, checks, fill="broad")
     lines = technique.lines(phases, **state)
     # size-dependent line shifts (Raman confinement) widen the interval to the line's centre
     lo, hi = np.fmin(lo, lines.center), np.fmax(hi, lines.center)
@@ -230,7 +230,7 @@ def spectrum_simulator_check(counts: np.ndarray, technique, phases, targets: pd.
     n, axis = len(y), technique.axis
     frac_t = _fractions(targets, phases, n)
     frac_given = np.isfinite(frac_t)
-    state = _state(targets, n, checks, fill="mid")
+    state = condition_state(targets, n, checks, fill="mid")
     lines = technique.lines(phases, **state)
     basis = background_basis(axis)
     fit = fit_phases(y, lines.patterns(axis, technique.eta), basis)

@@ -83,9 +83,65 @@ def test_simulate_and_measure(xrd):
                          "strain": [0.001], "temperature_K": [650.0]})
     x, rows = xrd.simulate(cond, seed=0)
     assert x.shape == (1, 1, 1024) and rows["frac_rutile"][0] == 0.75
-    measured = xrd.measure(x)
-    assert measured["frac_rutile"][0] == pytest.approx(0.75, abs=0.03)
+    measured = xrd.measure(x)  # full-profile refinement: every condition back
+    assert measured["frac_rutile"][0] == pytest.approx(0.75, abs=0.02)
+    assert measured["size_nm"][0] == pytest.approx(12.0, rel=0.08)
+    assert measured["temperature_K"][0] == pytest.approx(650.0, abs=25.0)
+    assert measured["rwp_ratio"][0] < 1.15
     checks = xrd.physics_checks(x, cond)
     assert checks["physics_pass"][0]
     fig = xrd.plot_samples(x, ["one"], conditions=cond)
     assert len(fig.axes[0].lines) >= 2  # the sample and the simulator's spectrum
+
+
+@pytest.mark.parametrize("name", ["xrd", "raman"])
+def test_physics_model_measures_the_fractions_as_the_simulator_check_does(name):
+    """The differentiable fractions (physics guidance's model) agree with the simulator
+    check's NNLS and with the truth, and their gradient with finite differences."""
+    import torch
+
+    mod = get_modality(name)
+    cond = mod.draw_processing(5, np.random.default_rng(0))
+    x, _ = mod.simulate(cond, seed=1)
+    model = mod.physics_model("cheap", cond)
+    index = np.arange(5)
+    got = model(x, index)
+    est = np.stack([got[f].numpy() for f in mod.fraction_fields], 1)
+    nnls = mod.simulator_checks(x, cond)[[f"sim_{f}" for f in mod.fraction_fields]].to_numpy()
+    assert np.abs(est - nnls).max() < 0.005
+    assert np.abs(est - cond[list(mod.fraction_fields)].to_numpy()).max() < 0.02
+    xd = x[:2].double().requires_grad_(True)
+    field = mod.fraction_fields[1]
+    (grad,) = torch.autograd.grad(model(xd, index[:2])[field].sum(), xd)
+    d = torch.randn(xd.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    h = 1e-6
+    fd = (model(xd.detach() + h * d, index[:2])[field].sum() - model(xd.detach() - h * d, index[:2])[field].sum()) / (2 * h)
+    assert float((grad * d).sum()) == pytest.approx(float(fd), rel=1e-4)
+    with pytest.raises(Exception, match="target row"):
+        model(x, None)  # several targets: each sample must say which is its own
+
+
+def test_physics_prior_is_zero_for_a_spectrum_of_its_condition_and_grows_with_a_spurious_peak():
+    """The profile term of spectra guidance: what the allowed phases at the target's state
+    cannot explain. A simulated spectrum of the target condition is explained to the noise
+    (≈ 0); a strong peak where no phase has a line is not; without the state, no term."""
+    import torch
+
+    from genmat.sim import render_lines
+
+    mod = get_modality("xrd")
+    cond = mod.draw_processing(3, np.random.default_rng(3))
+    x, _ = mod.simulate(cond, seed=4)
+    model = mod.physics_model("cheap", cond)
+    clean = model(x, np.arange(3))["physics_prior"]
+    assert float(clean.max()) < 0.02
+    counts = mod.counts(x) + render_lines(mod.technique.axis, [[20.0]], [[0.3]], [[60000.0]], 0.5)  # nothing at 20°
+    spiked = model(mod.to_samples(counts), np.arange(3))["physics_prior"]
+    assert float(spiked.min()) > 0.5
+    assert "physics_prior" in model(x, np.arange(3)) and float(
+        mod.physics_model("cheap", cond.drop(columns=["temperature_K"]))(mod.to_samples(counts), np.arange(3))
+        ["physics_prior"].abs().max()) == 0.0
+    xg = mod.to_samples(counts).requires_grad_(True)
+    (g,) = torch.autograd.grad(model(xg, np.arange(3))["physics_prior"].sum(), xg)
+    peak = int(np.argmin(np.abs(mod.technique.axis.x - 20.0)))
+    assert float(g[0, 0, peak]) > 0  # lowering the spurious peak lowers the term
