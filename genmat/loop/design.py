@@ -73,7 +73,7 @@ def design(
     fields = [c for c in targets.columns if targets[c].notna().any()]
     physics_loss, counter = None, {"evaluations": 0}
     if physics_guidance > 0:
-        sampler = sampler or generator.config.sampler.replace(physics_scale=float(physics_guidance))
+        sampler = (sampler or generator.config.sampler).replace(physics_scale=float(physics_guidance))
         physics_loss = physics_misfit(modality, targets, n_candidates, counter)
     samples = generator.sample_conditions(
         targets, n_per_condition=n_candidates, sampler=sampler, seed=seed, progress=progress, regressor=regressor,

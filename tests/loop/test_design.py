@@ -147,3 +147,26 @@ def test_design_step_is_done_only_for_the_same_parameters_model_and_targets(tmp_
     assert design_step(p.replace(n_candidates=3), progress=False)["candidates"] == 3  # redone
     pd.DataFrame({"E_GPa": [150.0, 200.0], "density_g_cm3": [2.95, 3.0]}).to_parquet(tmp_path / "targets.parquet")
     assert design_step(p.replace(n_candidates=3), progress=False)["targets"] == 2  # new targets: redone
+
+
+class RecordingGenerator(ReplayGenerator):
+    """Replays micrographs and records the sampler and physics misfit design() hands over."""
+
+    config = None
+
+    def sample_conditions(self, conditions, *, n_per_condition=1, sampler=None, physics=None, **_):
+        self.sampler, self.physics = sampler, physics
+        return super().sample_conditions(conditions, n_per_condition=n_per_condition)
+
+
+def test_physics_guidance_is_on_with_an_explicit_sampler(world):
+    """A regression: ``design(sampler=…, physics_guidance=s)`` (what genmat.design and the CLI
+    pass) once kept the sampler's physics_scale of 0, so guidance was silently off."""
+    from genmat.generate import SamplerConfig
+
+    mod, samples, rows, train, surrogate = world
+    gen = RecordingGenerator(samples)
+    design(gen, mod, rows[list(mod.target_fields)], n_candidates=1, n_simulate=1, training_samples=train,
+           sampler=SamplerConfig(steps=4, guidance=1.5), physics_guidance=30.0)
+    assert gen.sampler.physics_scale == 30.0 and gen.sampler.steps == 4 and gen.sampler.guidance == 1.5
+    assert gen.physics is not None
