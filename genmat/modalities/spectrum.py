@@ -97,6 +97,9 @@ class SpectrumModality(ModalityBase):
     loop_defaults = {
         "n_candidates": 4, "n_simulate": 4, "acquire_per_target": 8, "initial_samples": 256, "n_targets": 12,
         "first_train_steps": 400, "next_train_steps": 400, "train": {"batch_size": 64},
+        # physics guidance through the line-spectrum model (fractions + profile), the scale
+        # measured best for XRD (docs/physics_guidance.md)
+        "physics_guidance": 1.0,
         # spectra are designed for every field at once (fractions, size, strain, temperature):
         # train on the full mask with per-field dropout, as measured in docs/spectra.md
         "generator": {"unet": {"spatial_dims": 1, "base_channels": 16, "channel_mults": [1, 2, 4, 4],

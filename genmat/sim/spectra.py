@@ -109,20 +109,28 @@ class SpectrumAxis:
 
 
 # ------------------------------------------------------------------------------ profiles
-@array_function
 def pseudo_voigt(x, center, fwhm, eta):
     """Area-normalised pseudo-Voigt η·L + (1 − η)·G with one FWHM for both parts.
 
     Broadcasts ``x`` against ``center``/``fwhm``; η = 1 is a Lorentzian, η = 0 a Gaussian.
+    Only arithmetic and exp, so one body serves numpy (no conversion: profile fits call it
+    thousands of times on a few points) and torch (tensors in, differentiable tensor out).
     """
+    like = _first_tensor([x, center, fwhm, eta])
+    if like is not None:
+        x, center, fwhm, eta = (as_tensor(v, like) for v in (x, center, fwhm, eta))
+    else:
+        x, center, fwhm, eta = (np.asarray(v, dtype=float) for v in (x, center, fwhm, eta))
+    xp = torch if like is not None else np
     dx2 = (x - center) ** 2
     hw = fwhm / 2
-    pure = None if eta.requires_grad else float(eta)  # a pure Lorentzian or Gaussian skips the other part
+    # a pure Lorentzian or Gaussian (a fixed scalar η) skips the other part
+    pure = float(eta) if eta.ndim == 0 and not getattr(eta, "requires_grad", False) else None
     lorentz = 0.0 if pure == 0.0 else (eta * hw / math.pi) / (dx2 + hw**2)
     if pure == 1.0:
         return lorentz
     g0 = (1 - eta) * math.sqrt(4 * math.log(2) / math.pi) / fwhm  # coefficients on the lines' shape, then one pass
-    return lorentz + g0 * torch.exp(dx2 * (-4 * math.log(2) / fwhm**2))
+    return lorentz + g0 * xp.exp(dx2 * (-4 * math.log(2) / fwhm**2))
 
 
 def render_lines(axis: SpectrumAxis, center, fwhm, area, eta: float, chunk: int = 64):
