@@ -296,7 +296,9 @@ class SpectrumModality(ModalityBase):
         if verdict in ("invalid", "miss", "copy"):  # say why, shortly
             verdict += ": " + str(row.get("reason", "")).split(";")[0][:48]
         if row.get("simulated") and np.isfinite(row.get("fraction_abs_err", np.nan)):
-            return (f"Δw {row['fraction_abs_err']:.3f}, L {row.get('sim_size_nm', np.nan):.1f} nm, "
+            size = row.get("sim_size_nm", np.nan)
+            size = f"L {size:.1f} nm" if np.isfinite(size) else "L not measurable"
+            return (f"Δw {row['fraction_abs_err']:.3f}, {size}, "
                     f"Rwp/Rexp {row.get('rwp_ratio', np.nan):.2f}\n{verdict}")
         return verdict
 
