@@ -191,9 +191,10 @@ class DatasetStore:
             if extras is not None and found["extra_columns"] is not None and extras != found["extra_columns"]:
                 raise DatasetError("extra_columns", _short(extras), f"{_short(found['extra_columns'])} as stored",
                                    "does not match the existing dataset:")
-            if found["simulator"] != simulator:
-                log.warning("dataset %s was made by simulator %s; now appending with %s",
-                            path, _short(found["simulator"]), _short(simulator))
+            changed = _settings_diff(found["simulator"], simulator)
+            if changed:
+                log.warning("dataset %s was made with other simulator settings; now appending with: %s",
+                            path, "; ".join(changed)[:400])
             return store
         if path.exists() and (not path.is_dir() or any(_leftover(p) for p in path.iterdir())):
             raise DatasetError("path", str(path), "a new or empty directory", "is not a dataset and not empty;")
@@ -604,6 +605,31 @@ def _table_digest(table: pd.DataFrame) -> str:
 
 def _manifest_bytes(manifest: dict) -> bytes:
     return (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _flatten(settings, prefix: str = "") -> dict:
+    out = {}
+    for key, value in (settings or {}).items():
+        if isinstance(value, dict) and value:
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _settings_diff(stored: dict, now: dict) -> list[str]:
+    """The simulator settings that differ, as ``key: stored → now``. A key that only one side
+    has and that is empty on the other (``modality_options`` {} against a manifest written
+    before it was recorded) is no difference."""
+    a, b = _flatten(stored), _flatten(now)
+    missing = object()
+    out = []
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key, missing), b.get(key, missing)
+        if x == y or (x is missing and y in ({}, None)) or (y is missing and x in ({}, None)):
+            continue
+        out.append(f"{key}: {'(none)' if x is missing else x} → {'(none)' if y is missing else y}")
+    return out
 
 
 def _short(obj: Any, limit: int = 200) -> str:

@@ -141,6 +141,20 @@ def test_create_existing(tmp_path):
         DatasetStore.open(tmp_path / "nowhere")
 
 
+def test_other_simulator_settings_are_named_in_the_warning(tmp_path, caplog):
+    path = tmp_path / "ds"
+    make(path)
+    create = lambda sim: DatasetStore.create(path, modality="toy", schema=schema(), sample_shape=SHAPE,  # noqa: E731
+                                             simulator=sim, exist_ok=True)
+    with caplog.at_level("WARNING", logger="genmat.data.store"):
+        create({"version": "toy-1", "dt": 0.1, "modality_options": {}})  # recorded since; empty = the same
+        assert not caplog.records
+        create({"version": "toy-1", "dt": 0.2, "modality_options": {"grid": 16}})
+    (record,) = caplog.records
+    assert "dt: 0.1 → 0.2" in record.getMessage() and "modality_options.grid: (none) → 16" in record.getMessage()
+    assert "version" not in record.getMessage()
+
+
 # ----------------------------------------------------------------------------- idempotence
 def test_idempotent_batch_key(tmp_path):
     store = make(tmp_path / "ds")
