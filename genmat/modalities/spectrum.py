@@ -27,6 +27,7 @@ from genmat.modalities.base import ModalityBase, draw_simplex, jitter_simplex, s
 from genmat.validate import NoveltyConfig
 from genmat.tasks import Tolerance
 from genmat.validate.spectrum import (
+    STATE_FIELDS,
     SpectrumChecks,
     SpectrumTolerances,
     condition_state,
@@ -123,7 +124,7 @@ class SpectrumModality(ModalityBase):
         self.sample_shape = (1, self.technique.axis.n)
         self.schema = _schema(config)
         self.fraction_fields = tuple(fraction_field(p) for p in self.phases)
-        self.target_fields = (*self.fraction_fields, "size_nm", "strain", "temperature_K")
+        self.target_fields = (*self.fraction_fields, *STATE_FIELDS)
         self.checked_fields = self.target_fields
         self.novelty = NoveltyConfig(copy_threshold=config.copy_threshold, translation_invariant=False)
 
@@ -167,7 +168,7 @@ class SpectrumModality(ModalityBase):
         absent), the state fields jittered by ``scale`` × their range and clipped."""
         out = conditions[list(self.target_fields)].copy().reset_index(drop=True)
         out[list(self.fraction_fields)] = jitter_simplex(out[list(self.fraction_fields)].to_numpy(float), rng, scale)
-        state = ["size_nm", "strain", "temperature_K"]
+        state = list(STATE_FIELDS)
         out[state] = self.schema.jitter(out[state], rng, scale)
         return out
 
@@ -235,7 +236,7 @@ class SpectrumModality(ModalityBase):
         if fidelity not in ("cheap", "full"):
             raise InputError(f"physics model fidelity = {fidelity!r}; allowed: cheap, full")
         conditions = pd.DataFrame(index=range(1)) if conditions is None else conditions.reset_index(drop=True)
-        state_given = torch.as_tensor(conditions.reindex(columns=["size_nm", "strain", "temperature_K"])
+        state_given = torch.as_tensor(conditions.reindex(columns=list(STATE_FIELDS))
                                       .notna().all(axis=1).to_numpy().copy())
         axis = self.technique.axis
         lines = self.technique.lines(self.phases, **condition_state(conditions, len(conditions), self.config.checks, "mid"))

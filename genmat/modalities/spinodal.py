@@ -230,8 +230,9 @@ class SpinodalModality(ModalityBase):
 
     def physics_model(self, fidelity: str = "cheap", conditions=None):
         """The oracle's properties as a differentiable function of micrographs (physics
-        guidance): ``x -> {field: (B,)}`` (the targets' conditions are not needed) (:func:`genmat.sim.differentiable_properties`: smooth
-        phase map of width 0.05, adjoint gradients). "cheap": CG to tol 1e-2 (≈ 8 iterations),
+        guidance): ``x -> {field: (B,)}``; it needs no target conditions
+        (:func:`genmat.sim.differentiable_properties`: smooth phase map of width 0.05, adjoint
+        gradients). "cheap": CG to tol 1e-2 (≈ 8 iterations),
         "full": 1e-4 (≈ 17); both within 1.4 % of the oracle's E (mean +0.6 %)."""
         tol = {"cheap": 1e-2, "full": 1e-4}.get(fidelity)
         if tol is None:

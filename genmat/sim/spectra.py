@@ -492,6 +492,7 @@ def refine_conditions(oracle: "LineOracle", phases, counts, bounds: dict[str, tu
         r = residual(u, rows)
     chi2 = r.square().sum(1)
     damping = torch.full_like(chi2, 1e-2)
+    done = torch.zeros_like(chi2, dtype=torch.bool)
     for _ in range(steps if free else 0):
         # the Jacobian of the residuals by forward-mode differentiation, one column per field
         jac = torch.stack([torch.func.jvp(lambda v: residual(v, rows), (u,), (torch.eye(len(free), dtype=u.dtype)[i]
@@ -509,7 +510,8 @@ def refine_conditions(oracle: "LineOracle", phases, counts, bounds: dict[str, tu
         u = torch.where(better[:, None], trial, u)
         r = torch.where(better[:, None], r_new, r)
         damping = torch.where(better, damping / 3, damping * 4).clamp(1e-6, 1e6)
-        done = ((chi2 - chi2_new).abs() < tol * chi2) & better
+        # converged: a step that gains less than tol, or no step left to take (damping at its cap)
+        done |= (better & ((chi2 - chi2_new) < tol * chi2)) | (damping >= 1e6)
         chi2 = torch.where(better, chi2_new, chi2)
         if bool(done.all()):
             break

@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from genmat.sim.spectra import (
+    STATE_FIELDS,
     background_basis,
     detect_peaks,
     expected_r,
@@ -53,7 +54,6 @@ from genmat.sim.spectra import (
 )
 
 FRACTION_PREFIX = "frac_"
-STATE_FIELDS = ("size_nm", "strain", "temperature_K")
 
 
 def fraction_field(phase: str) -> str:
